@@ -1,0 +1,31 @@
+# Two entry points, each setting itself up: `make demo` and `make test`.
+VENV   ?= .venv
+PYTHON ?= python3
+# The CPU build of PyTorch that the rest of the environment is pinned to; override for CUDA.
+TORCH  ?= torch==2.13.0
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e '.[dev,tensorboard]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/gankit demo
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/train_throughput.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

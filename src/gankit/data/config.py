@@ -1,0 +1,32 @@
+"""Options for reading a dataset: layout, preprocessing and loading."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from gankit.config import option
+
+Layout = Literal["auto", "aligned", "paired", "unaligned", "single"]
+Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
+
+
+@dataclass
+class DataConfig:
+    data: str = option("", "dataset folder (see docs/data.md for the layouts it understands)")
+    layout: Layout = option(
+        "auto",
+        "aligned = A|B side by side, paired = A/ and B/ matched by name, "
+        "unaligned = trainA/ and trainB/, single = one folder; auto detects it",
+    )
+    phase: str = option("train", "sub-folder of the phase to read (train, val, test) if present")
+    direction: Literal["AtoB", "BtoA"] = option("AtoB", "translate A to B, or B to A")
+    preprocess: Preprocess = option("resize_and_crop", "how images are scaled and cropped")
+    load_size: int = option(286, "resize to this size (or width) before cropping")
+    crop_size: int = option(256, "crop to this square size")
+    flip: bool = option(True, "random horizontal flips, the same for both sides of a pair")
+    max_items: int | None = option(None, "use at most this many images")
+    skip_bad_files: bool = option(
+        False, "leave out unreadable images with a warning instead of stopping"
+    )
+    workers: int = option(2, "data loading worker processes (0 = load in the main process)")

@@ -1,0 +1,3 @@
+"""Every model file is imported here so that its ``@register_model`` runs."""
+
+from gankit.models import colorization, cyclegan, pix2pix  # noqa: F401

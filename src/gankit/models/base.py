@@ -1,0 +1,170 @@
+"""The contract between a GAN and the training engine.
+
+A model owns its networks and the whole update schedule of one step: ``train_step(batch)``
+runs every discriminator/critic and generator update (n_critic, clipping, penalties, image
+pools) and returns named scalar losses. The engine never branches on the model's name; it
+builds optimizers through ``configure_optimizers``, steps their schedules, logs, samples and
+saves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+
+Task = Literal["translation", "generation"]
+
+
+class GANModel(nn.Module):
+    """Base class of every registered model.
+
+    Subclasses set ``name``, ``Config`` (a dataclass with the paper's defaults) and ``task``,
+    and may override ``data_defaults`` / ``train_defaults`` (field overrides of
+    :class:`~gankit.data.config.DataConfig` and :class:`~gankit.train.config.TrainConfig`).
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    task: ClassVar[Task]
+    data_defaults: ClassVar[dict[str, Any]] = {}
+    train_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        self.config = config
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self._precision = "fp32"
+        self._scalers: dict[str, torch.amp.GradScaler] = {}
+        self.channels_last = False
+
+    # --- to implement -------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Create the optimizers, keyed by a stable name (used in checkpoints and logs)."""
+        raise NotImplementedError
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        """Run all updates of one step on ``batch`` and return named scalar losses."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def visuals(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Named image batches in [-1, 1] for sample grids (for example input/output/target)."""
+        raise NotImplementedError
+
+    def extra_state(self) -> dict[str, Any]:
+        """Model state that is neither a network nor an optimizer (an image pool, say)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`extra_state` returned."""
+
+    # --- provided to subclasses ------------------------------------------------------------
+    def setup_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        self.optimizers = self.configure_optimizers()
+        return self.optimizers
+
+    def configure_runtime(self, precision: str = "fp32", channels_last: bool = False) -> None:
+        """Choose mixed precision and memory format; CPU always runs fp32."""
+        device = self.device
+        self._precision = precision if device.type == "cuda" else "fp32"
+        self.channels_last = channels_last and device.type == "cuda"
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+        use_scaler = self._precision == "fp16"
+        self._scalers = {
+            name: torch.amp.GradScaler("cuda", enabled=use_scaler) for name in self.optimizers
+        }
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self._precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self._precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def optimize(self, name: str, loss: torch.Tensor) -> None:
+        """Zero grads, back-propagate ``loss`` and step optimizer ``name`` (AMP-aware)."""
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        scaler = self._scalers.get(name)
+        if scaler is not None and scaler.is_enabled():
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+
+    def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Move the tensors of a batch to the model's device (non-blocking, channels-last)."""
+        device = self.device
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        out = {}
+        for k, v in batch.items():
+            if isinstance(v, torch.Tensor):
+                v = v.to(device, non_blocking=True)
+                if v.dim() == 4:
+                    v = v.contiguous(memory_format=fmt)
+            out[k] = v
+        return out
+
+    @staticmethod
+    def set_requires_grad(nets: nn.Module | Iterable[nn.Module], flag: bool) -> None:
+        if isinstance(nets, nn.Module):
+            nets = [nets]
+        for net in nets:
+            for p in net.parameters():
+                p.requires_grad_(flag)
+
+    def scaler_state(self) -> dict[str, Any]:
+        return {k: s.state_dict() for k, s in self._scalers.items() if s.is_enabled()}
+
+    def load_scaler_state(self, state: dict[str, Any]) -> None:
+        for k, s in state.items():
+            if k in self._scalers and self._scalers[k].is_enabled():
+                self._scalers[k].load_state_dict(s)
+
+    @property
+    def inference_train_mode(self) -> bool:
+        """Whether inference keeps dropout and batch statistics on (the pix2pix paper does)."""
+        return getattr(self.config, "inference_mode", "eval") == "train"
+
+    @contextlib.contextmanager
+    def inference(self, train_mode: bool | None = None) -> Iterator[None]:
+        """No-grad inference in eval mode, or in the paper's train mode (dropout on, batch norm
+        on batch statistics) without touching the running statistics or the global RNG."""
+        train_mode = self.inference_train_mode if train_mode is None else train_mode
+        was_training = self.training
+        self.eval()
+        saved: list[tuple[nn.modules.batchnorm._BatchNorm, Any, torch.Tensor | None]] = []
+        if train_mode:
+            for m in self.modules():
+                if isinstance(m, nn.modules.dropout._DropoutNd):
+                    m.train()
+                elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    tracked = m.num_batches_tracked
+                    saved.append((m, m.momentum, None if tracked is None else tracked.clone()))
+                    m.momentum = 0.0
+                    m.train()
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                yield
+        finally:
+            for m, momentum, tracked in saved:
+                m.momentum = momentum
+                if tracked is not None:
+                    m.num_batches_tracked.copy_(tracked)
+            self.train(was_training)
+
+    def networks(self) -> Iterator[tuple[str, nn.Module]]:
+        """The model's top-level networks, by attribute name."""
+        return self.named_children()

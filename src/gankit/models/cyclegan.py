@@ -1,0 +1,157 @@
+"""CycleGAN (Zhu et al. 2017): unpaired translation with two generators and cycle consistency.
+
+``G_A`` maps A to B and ``G_B`` maps B to A; ``D_A`` judges images of domain B and ``D_B``
+images of domain A. Discriminators see fakes drawn from a 50-image history pool.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from gankit.config import option
+from gankit.errors import ConfigError
+from gankit.losses import AdversarialLoss, AdvMode
+from gankit.models.pix2pix import InitKind
+from gankit.models.translation import TranslationModel
+from gankit.nn import build_discriminator, build_generator, init_weights
+from gankit.nn.norms import NormKind
+from gankit.pool import ImagePool
+from gankit.registry import register_model
+
+
+@dataclass
+class CycleGANConfig:
+    in_channels: int = option(3, "channels of domain A images")
+    out_channels: int = option(3, "channels of domain B images")
+    generator: str = option("resnet_9blocks", "resnet_9blocks, resnet_6blocks or unet_N")
+    discriminator: str = option("basic", "basic (70x70 PatchGAN), n_layers, pixel (1x1)")
+    ngf: int = option(64, "generator filters in the first layer")
+    ndf: int = option(64, "discriminator filters in the first layer")
+    n_layers_d: int = option(3, "discriminator layers (with --discriminator n_layers)")
+    norm: NormKind = option("instance", "normalisation layers: batch, instance, none")
+    dropout: bool = option(False, "dropout in the generators")
+    init: InitKind = option("normal", "weight initialisation")
+    init_gain: float = option(0.02, "scale of the initial weights")
+    gan_mode: AdvMode = option("lsgan", "adversarial objective")
+    lambda_a: float = option(10.0, "weight of the cycle loss A -> B -> A")
+    lambda_b: float = option(10.0, "weight of the cycle loss B -> A -> B")
+    lambda_identity: float = option(
+        0.5, "identity loss weight, relative to the cycle weights (0 turns it off)"
+    )
+    pool_size: int = option(50, "history of generated images shown to the discriminators")
+    lr: float = option(2e-4, "Adam learning rate of all networks")
+    beta1: float = option(0.5, "Adam beta1")
+    beta2: float = option(0.999, "Adam beta2")
+    inference_mode: Literal["train", "eval"] = option(
+        "eval", "at test time use eval mode, or keep dropout/batch statistics on (train)"
+    )
+
+
+@register_model
+class CycleGAN(TranslationModel):
+    name = "cyclegan"
+    Config = CycleGANConfig
+    pairing = "unpaired"
+    data_defaults = {"load_size": 286, "crop_size": 256, "preprocess": "resize_and_crop"}
+    train_defaults = {"epochs": 100, "epochs_decay": 100, "batch_size": 1, "lr_policy": "linear"}
+
+    def __init__(self, config: CycleGANConfig | None = None) -> None:
+        config = config or CycleGANConfig()
+        super().__init__(config)
+        c = config
+        if c.lambda_identity > 0 and c.in_channels != c.out_channels:
+            raise ConfigError(
+                f"the identity loss needs the same channel count on both sides (got "
+                f"{c.in_channels} and {c.out_channels}); set --lambda-identity 0"
+            )
+
+        def generator(n_in: int, n_out: int) -> torch.nn.Module:
+            return build_generator(c.generator, n_in, n_out, ngf=c.ngf, norm=c.norm,
+                                   dropout=c.dropout)
+
+        def discriminator(n_in: int) -> torch.nn.Module:
+            return build_discriminator(c.discriminator, n_in, ndf=c.ndf, n_layers=c.n_layers_d,
+                                       norm=c.norm)
+
+        self.G_A = generator(c.in_channels, c.out_channels)
+        self.G_B = generator(c.out_channels, c.in_channels)
+        self.D_A = discriminator(c.out_channels)
+        self.D_B = discriminator(c.in_channels)
+        for net in (self.G_A, self.G_B, self.D_A, self.D_B):
+            init_weights(net, c.init, c.init_gain)
+        self.adversarial = AdversarialLoss(c.gan_mode)
+        self.pool_fake_a = ImagePool(c.pool_size)
+        self.pool_fake_b = ImagePool(c.pool_size)
+
+    def generator(self, reverse: bool = False) -> torch.nn.Module:
+        return self.G_B if reverse else self.G_A
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        betas = (c.beta1, c.beta2)
+        g_params = itertools.chain(self.G_A.parameters(), self.G_B.parameters())
+        d_params = itertools.chain(self.D_A.parameters(), self.D_B.parameters())
+        return {
+            "G": torch.optim.Adam(g_params, lr=c.lr, betas=betas),
+            "D": torch.optim.Adam(d_params, lr=c.lr, betas=betas),
+        }
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        c = self.config
+        real_a, real_b = batch["A"], batch["B"]
+        discriminators = (self.D_A, self.D_B)
+
+        self.set_requires_grad(discriminators, False)
+        with self.autocast():
+            fake_b = self.G_A(real_a)
+            rec_a = self.G_B(fake_b)
+            fake_a = self.G_B(real_b)
+            rec_b = self.G_A(fake_a)
+            losses = {
+                "G_A": self.adversarial.g_loss(self.D_A(fake_b)),
+                "G_B": self.adversarial.g_loss(self.D_B(fake_a)),
+                "cycle_A": F.l1_loss(rec_a, real_a) * c.lambda_a,
+                "cycle_B": F.l1_loss(rec_b, real_b) * c.lambda_b,
+            }
+            if c.lambda_identity > 0:
+                # G_A should leave an image that is already in domain B unchanged, and so on.
+                losses["idt_A"] = F.l1_loss(self.G_A(real_b), real_b) * c.lambda_b * \
+                    c.lambda_identity
+                losses["idt_B"] = F.l1_loss(self.G_B(real_a), real_a) * c.lambda_a * \
+                    c.lambda_identity
+            loss_g = sum(losses.values())
+        self.optimize("G", loss_g)
+
+        self.set_requires_grad(discriminators, True)
+        fake_b_seen = self.pool_fake_b.query(fake_b.detach())
+        fake_a_seen = self.pool_fake_a.query(fake_a.detach())
+        with self.autocast():
+            loss_d_a = 0.5 * (self.adversarial(self.D_A(real_b), True)
+                              + self.adversarial(self.D_A(fake_b_seen), False))
+            loss_d_b = 0.5 * (self.adversarial(self.D_B(real_a), True)
+                              + self.adversarial(self.D_B(fake_a_seen), False))
+        self.optimize("D", loss_d_a + loss_d_b)
+        losses["D_A"] = loss_d_a
+        losses["D_B"] = loss_d_b
+        return {k: v.detach() for k, v in losses.items()}
+
+    @torch.no_grad()
+    def visuals(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        real_a, real_b = batch["A"], batch["B"]
+        fake_b, fake_a = self.G_A(real_a), self.G_B(real_b)
+        return {"real_A": real_a, "fake_B": fake_b, "rec_A": self.G_B(fake_b),
+                "real_B": real_b, "fake_A": fake_a, "rec_B": self.G_A(fake_a)}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"pool_fake_a": self.pool_fake_a.state_dict(),
+                "pool_fake_b": self.pool_fake_b.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if "pool_fake_a" in state:
+            self.pool_fake_a.load_state_dict(state["pool_fake_a"])
+            self.pool_fake_b.load_state_dict(state["pool_fake_b"])

@@ -1,0 +1,118 @@
+"""pix2pix (Isola et al. 2017): a conditional GAN for paired image-to-image translation.
+
+The discriminator is a PatchGAN that sees the (input, output) pair; the generator minimises the
+adversarial loss plus ``lambda_l1`` times the L1 distance to the target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from gankit.config import option
+from gankit.losses import AdversarialLoss, AdvMode, gradient_penalty
+from gankit.models.translation import TranslationModel
+from gankit.nn import build_discriminator, build_generator, init_weights
+from gankit.nn.norms import NormKind
+from gankit.registry import register_model
+
+InitKind = Literal["normal", "xavier", "kaiming", "orthogonal"]
+
+
+@dataclass
+class Pix2PixConfig:
+    in_channels: int = option(3, "channels of the input images (1 gray, 3 RGB, 4 RGBA)")
+    out_channels: int = option(3, "channels of the output images")
+    generator: str = option("unet_256", "unet_32 .. unet_256 (or unet_N), resnet_6blocks, "
+                            "resnet_9blocks")
+    discriminator: str = option("basic", "basic (70x70 PatchGAN), n_layers, pixel (1x1)")
+    ngf: int = option(64, "generator filters in the first layer")
+    ndf: int = option(64, "discriminator filters in the first layer")
+    n_layers_d: int = option(3, "discriminator layers (with --discriminator n_layers)")
+    norm: NormKind = option("batch", "normalisation layers: batch, instance, none")
+    dropout: bool = option(True, "dropout in the generator (the paper's noise source)")
+    init: InitKind = option("normal", "weight initialisation")
+    init_gain: float = option(0.02, "scale of the initial weights")
+    gan_mode: AdvMode = option("vanilla", "adversarial objective")
+    lambda_l1: float = option(100.0, "weight of the L1 loss to the target")
+    lambda_gp: float = option(10.0, "gradient-penalty weight (with --gan-mode wgan-gp)")
+    lr: float = option(2e-4, "Adam learning rate of both networks")
+    beta1: float = option(0.5, "Adam beta1")
+    beta2: float = option(0.999, "Adam beta2")
+    inference_mode: Literal["train", "eval"] = option(
+        "train", "at test time keep dropout on and use batch statistics (train, as in the "
+        "paper) or use eval mode (deterministic, running statistics)"
+    )
+
+
+@register_model
+class Pix2Pix(TranslationModel):
+    name = "pix2pix"
+    Config = Pix2PixConfig
+    pairing = "paired"
+    data_defaults = {"load_size": 286, "crop_size": 256, "preprocess": "resize_and_crop"}
+    train_defaults = {"epochs": 100, "epochs_decay": 100, "batch_size": 1, "lr_policy": "linear"}
+
+    def __init__(self, config: Pix2PixConfig | None = None) -> None:
+        config = config or Pix2PixConfig()
+        super().__init__(config)
+        c = config
+        self.G = build_generator(c.generator, c.in_channels, c.out_channels, ngf=c.ngf,
+                                 norm=c.norm, dropout=c.dropout)
+        self.D = build_discriminator(c.discriminator, c.in_channels + c.out_channels, ndf=c.ndf,
+                                     n_layers=c.n_layers_d, norm=c.norm)
+        init_weights(self.G, c.init, c.init_gain)
+        init_weights(self.D, c.init, c.init_gain)
+        self.adversarial = AdversarialLoss(c.gan_mode)
+
+    def generator(self, reverse: bool = False) -> torch.nn.Module:
+        if reverse:
+            raise NotImplementedError("pix2pix translates one way only; train with "
+                                      "--direction BtoA for the other way")
+        return self.G
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        betas = (c.beta1, c.beta2)
+        return {
+            "G": torch.optim.Adam(self.G.parameters(), lr=c.lr, betas=betas),
+            "D": torch.optim.Adam(self.D.parameters(), lr=c.lr, betas=betas),
+        }
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        c = self.config
+        real_a, real_b = batch["A"], batch["B"]
+        with self.autocast():
+            fake_b = self.G(real_a)
+
+        self.set_requires_grad(self.D, True)
+        with self.autocast():
+            real_pair = torch.cat([real_a, real_b], 1)
+            fake_pair = torch.cat([real_a, fake_b.detach()], 1)
+            loss_d_real = self.adversarial(self.D(real_pair), True)
+            loss_d_fake = self.adversarial(self.D(fake_pair), False)
+            loss_d = 0.5 * (loss_d_real + loss_d_fake)
+            if c.gan_mode == "wgan-gp":
+                loss_d = loss_d + c.lambda_gp * gradient_penalty(self.D, real_pair, fake_pair)
+        self.optimize("D", loss_d)
+
+        self.set_requires_grad(self.D, False)
+        with self.autocast():
+            loss_g_gan = self.adversarial.g_loss(self.D(torch.cat([real_a, fake_b], 1)))
+            loss_g_l1 = F.l1_loss(fake_b, real_b) * c.lambda_l1
+            loss_g = loss_g_gan + loss_g_l1
+        self.optimize("G", loss_g)
+        self.set_requires_grad(self.D, True)
+        return {
+            "G_GAN": loss_g_gan.detach(),
+            "G_L1": loss_g_l1.detach(),
+            "D_real": loss_d_real.detach(),
+            "D_fake": loss_d_fake.detach(),
+        }
+
+    @torch.no_grad()
+    def visuals(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return {"input": batch["A"], "output": self.G(batch["A"]), "target": batch["B"]}

@@ -1,0 +1,102 @@
+"""What every image-to-image model shares: inference on any image size and input kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from gankit.data.image_io import read_image, to_pil
+from gankit.models.base import GANModel
+from gankit.nn.padding import run_any_size
+
+Pairing = Literal["paired", "unpaired", "colorization"]
+ImageLike = torch.Tensor | Image.Image | np.ndarray | str | Path
+
+
+class TranslationModel(GANModel):
+    """A model that maps an image of one domain to another (pix2pix, CycleGAN, ...)."""
+
+    task = "translation"
+    pairing: ClassVar[Pairing]
+
+    def generator(self, reverse: bool = False) -> nn.Module:
+        """The network used by :meth:`translate`; ``reverse`` asks for B to A where it exists."""
+        raise NotImplementedError
+
+    @property
+    def size_multiple(self) -> int:
+        return int(getattr(self.generator(), "size_multiple", 1))
+
+    @property
+    def input_channels(self) -> int:
+        """Channels an image is read with before :meth:`prepare_input`."""
+        return self.config.in_channels
+
+    def prepare_input(self, images: torch.Tensor) -> torch.Tensor:
+        """Map images read with :attr:`input_channels` channels to the generator's input."""
+        return images
+
+    def finish_output(self, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+        """Map generator outputs to the images a user sees (colorization rebuilds RGB)."""
+        return outputs
+
+    def shown_input(self, image: torch.Tensor) -> torch.Tensor:
+        """How an input image is shown beside its output (colorization shows it in gray)."""
+        return image
+
+    def implied_target(self, image: torch.Tensor) -> torch.Tensor | None:
+        """A target implied by the input itself (colorization: the colour original)."""
+        return None
+
+    def translate_tensor(
+        self, images: torch.Tensor, *, reverse: bool = False, train_mode: bool | None = None
+    ) -> torch.Tensor:
+        """(N, C, H, W) or (C, H, W) in [-1, 1], any H and W -> the translated images."""
+        single = images.dim() == 3
+        x = (images[None] if single else images).to(self.device, torch.float32)
+        net = self.generator(reverse)
+        with self.inference(train_mode):
+            model_in = self.prepare_input(x)
+            if self.inference_train_mode if train_mode is None else train_mode:
+                # Batch statistics would mix the images of a batch: translate one at a time.
+                out = torch.cat([run_any_size(net, xi[None], self.size_multiple)
+                                 for xi in model_in])
+            else:
+                out = run_any_size(net, model_in, self.size_multiple)
+            out = self.finish_output(model_in, out).clamp(-1, 1)
+        return out[0] if single else out
+
+    def translate(self, image: ImageLike, **kwargs: Any) -> torch.Tensor | Image.Image:
+        """Translate a tensor (returns a tensor) or an image, array or path (returns PIL)."""
+        if isinstance(image, torch.Tensor):
+            return self.translate_tensor(image, **kwargs)
+        if isinstance(image, (str, Path)):
+            tensor = read_image(image, self.input_channels)
+        else:
+            tensor = _from_pil_or_array(image, self.input_channels)
+        return to_pil(self.translate_tensor(tensor, **kwargs))
+
+
+def _from_pil_or_array(image: Image.Image | np.ndarray, channels: int) -> torch.Tensor:
+    if isinstance(image, np.ndarray):
+        array = image
+        if array.dtype == np.uint8:
+            array = array.astype(np.float32) / 255.0
+        elif array.dtype == np.uint16:
+            array = array.astype(np.float32) / 65535.0
+        image = Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8))
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
+    if image.mode in ("RGBA", "LA", "P") and channels != 4:
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    array = np.asarray(image.convert(mode), dtype=np.float32) / 127.5 - 1.0
+    if array.ndim == 2:
+        array = array[None]
+    else:
+        array = array.transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(array))

@@ -1,0 +1,332 @@
+"""The training engine: one loop for every model.
+
+The engine knows nothing about any particular GAN. It asks the model for its optimizers, feeds
+it batches in a deterministic order, steps learning-rate schedules at epoch ends, logs the
+losses ``train_step`` returns, saves sample grids and checkpoints, stops cleanly on Ctrl-C and
+on NaN losses, and resumes exactly from any checkpoint it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from gankit.config import to_dict
+from gankit.data.config import DataConfig
+from gankit.errors import DataError, TrainingDiverged
+from gankit.models.base import GANModel
+from gankit.report.grid import image_rows, save_grid
+from gankit.train.checkpoint import save_checkpoint
+from gankit.train.config import TrainConfig
+from gankit.train.logger import RunLogger
+from gankit.train.run_page import write_run_page
+from gankit.train.runtime import rng_state, set_rng_state
+from gankit.train.sampler import EpochSampler
+from gankit.train.schedules import build_scheduler, step_scheduler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    step: int
+    epoch: int
+    interrupted: bool
+    losses: dict[str, float] = field(default_factory=dict)
+    checkpoint: Path | None = None
+
+
+class Trainer:
+    """Runs ``model.train_step`` over ``dataset`` for the configured epochs or steps."""
+
+    def __init__(
+        self,
+        model: GANModel,
+        dataset: Dataset,
+        *,
+        train_cfg: TrainConfig,
+        data_cfg: DataConfig,
+        run_dir: str | Path,
+        resume_state: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.dataset = dataset
+        self.cfg = train_cfg
+        self.data_cfg = data_cfg
+        self.run_dir = Path(run_dir)
+        n = len(dataset)  # type: ignore[arg-type]
+        if n < train_cfg.batch_size:
+            raise DataError(
+                f"the dataset has {n} image(s), fewer than the batch size {train_cfg.batch_size}; "
+                "add images or lower --batch-size"
+            )
+        self.steps_per_epoch = math.ceil(n / train_cfg.batch_size)
+        self.total_epochs = train_cfg.epochs + train_cfg.epochs_decay
+        self.epoch = 0
+        self.epoch_step = 0
+        self.step = 0
+        model.setup_optimizers()
+        model.configure_runtime(train_cfg.precision, train_cfg.channels_last)
+        self.schedulers = {k: build_scheduler(o, train_cfg) for k, o in model.optimizers.items()}
+        if resume_state is not None:
+            self._restore(resume_state)
+        self.logger = RunLogger(
+            self.run_dir, tensorboard=train_cfg.tensorboard, resume_step=self.step
+        )
+        self._stop_requested = False
+        self._sample_batch = self._make_sample_batch()
+
+    # --- state ------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.name,
+            "model_config": to_dict(self.model.config),
+            "data_config": to_dict(self.data_cfg),
+            "train_config": to_dict(self.cfg),
+            "networks": self.model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.model.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "scalers": self.model.scaler_state(),
+            "extra": self.model.extra_state(),
+            "rng": rng_state(),
+            "epoch": self.epoch,
+            "epoch_step": self.epoch_step,
+            "step": self.step,
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["networks"])
+        for k, opt in self.model.optimizers.items():
+            opt.load_state_dict(state["optimizers"][k])
+        for k, sched in self.schedulers.items():
+            sched.load_state_dict(state["schedulers"][k])
+        self.model.load_scaler_state(state.get("scalers", {}))
+        self.model.load_extra_state(state.get("extra", {}))
+        self.epoch = state["epoch"]
+        self.epoch_step = state["epoch_step"]
+        self.step = state["step"]
+        set_rng_state(state["rng"])
+
+    def save(self, name: str = "latest") -> Path:
+        path = save_checkpoint(self.state(), self.run_dir / "checkpoints" / f"{name}.pt")
+        log.debug("saved %s", path)
+        return path
+
+    def write_config(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config = {
+            "model": self.model.name,
+            "model_config": to_dict(self.model.config),
+            "data_config": to_dict(self.data_cfg),
+            "train_config": to_dict(self.cfg),
+        }
+        (self.run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+    # --- loop -------------------------------------------------------------------------------
+    def _loader(self) -> DataLoader:
+        sampler = EpochSampler(
+            len(self.dataset),  # type: ignore[arg-type]
+            self.cfg.seed,
+            self.epoch,
+            start=self.epoch_step * self.cfg.batch_size,
+        )
+        workers = self.data_cfg.workers
+        return DataLoader(
+            self.dataset,
+            batch_size=self.cfg.batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            pin_memory=self.model.device.type == "cuda",
+            # A private generator keeps the loader from drawing on the global torch RNG, whose
+            # state is part of the checkpoint.
+            generator=torch.Generator().manual_seed(self.cfg.seed + self.epoch),
+            persistent_workers=False,
+            prefetch_factor=4 if workers > 0 else None,
+        )
+
+    def _finished(self) -> bool:
+        if self.cfg.max_steps is not None and self.step >= self.cfg.max_steps:
+            return True
+        return self.epoch >= self.total_epochs
+
+    def fit(self) -> FitResult:
+        """Train until the configured epochs (or ``max_steps``) are done, or Ctrl-C."""
+        self.write_config()
+        total_steps = self.total_epochs * self.steps_per_epoch
+        if self.cfg.max_steps is not None:
+            total_steps = min(total_steps, self.cfg.max_steps)
+        bar = _progress(total_steps, self.step, self.cfg.progress)
+        losses: dict[str, float] = {}
+        epoch_sums: dict[str, float] = {}
+        checkpoint = None
+        interrupted = False
+        rate = RateMeter()
+        self.model.train()
+        with _graceful_interrupt(self):
+            while not self._finished():
+                for batch in self._loader():
+                    n_images = _batch_size(batch)
+                    losses = _as_floats(self.model.train_step(self.model.to_device(batch)))
+                    self._check_finite(losses)
+                    self.step += 1
+                    self.epoch_step += 1
+                    for k, v in losses.items():
+                        epoch_sums[k] = epoch_sums.get(k, 0.0) + v
+                    rate.update(n_images)
+                    self._after_step(losses, rate, bar)
+                    if self._stop_requested or self._finished():
+                        break
+                if self._stop_requested:
+                    interrupted = True
+                    break
+                if self.epoch_step >= self.steps_per_epoch:
+                    self._end_epoch(epoch_sums)
+                    epoch_sums = {}
+            checkpoint = self.save("latest")
+        bar.close()
+        self.write_page()
+        self.logger.close()
+        return FitResult(self.run_dir, self.step, self.epoch, interrupted, losses, checkpoint)
+
+    def _check_finite(self, losses: dict[str, float]) -> None:
+        bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+        if bad:
+            names = ", ".join(f"{k}={v}" for k, v in bad.items())
+            raise TrainingDiverged(
+                f"training diverged at step {self.step + 1} (epoch {self.epoch + 1}): {names}. "
+                f"The last good checkpoint is kept in {self.run_dir / 'checkpoints'}; try a lower "
+                "learning rate (--lr) or another --gan-mode, then --resume or start again."
+            )
+
+    def _after_step(self, losses: dict[str, float], rate: RateMeter, bar: Any) -> None:
+        cfg = self.cfg
+        if bar is not None:
+            bar.update(1)
+            shown = {k: f"{v:.3g}" for k, v in list(losses.items())[:6]}
+            shown["img/s"] = f"{rate.per_second:.1f}"
+            bar.set_postfix(shown, refresh=False)
+        if self.step % cfg.log_every == 0 or self.step == 1:
+            lr = next(iter(self.model.optimizers.values())).param_groups[0]["lr"]
+            self.logger.log(
+                self.step, self.epoch, {**losses, "lr": lr, "images_per_s": rate.per_second}
+            )
+        if cfg.sample_every and self.step % cfg.sample_every == 0:
+            self.save_samples()
+            self.write_page()
+        if cfg.save_latest_every and self.step % cfg.save_latest_every == 0:
+            self.save("latest")
+
+    def _end_epoch(self, epoch_sums: dict[str, float]) -> None:
+        g_keys = [k for k in epoch_sums if k.startswith("G")] or list(epoch_sums)
+        metric = sum(epoch_sums[k] for k in g_keys) / max(1, self.steps_per_epoch)
+        for sched in self.schedulers.values():
+            step_scheduler(sched, metric)
+        self.epoch += 1
+        self.epoch_step = 0
+        self.save("latest")
+        if self.cfg.save_epoch_every and self.epoch % self.cfg.save_epoch_every == 0:
+            self.save(f"epoch_{self.epoch:04d}")
+
+    # --- pictures ---------------------------------------------------------------------------
+    def _make_sample_batch(self) -> dict[str, Any]:
+        n = min(8, len(self.dataset))  # type: ignore[arg-type]
+        return default_collate([self.dataset[i] for i in range(n)])
+
+    def save_samples(self) -> Path:
+        with self.model.inference():
+            visuals = self.model.visuals(self.model.to_device(self._sample_batch))
+        path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
+        save_grid(image_rows({k: v.float().cpu() for k, v in visuals.items()}), path)
+        return path
+
+    def write_page(self) -> None:
+        write_run_page(self.run_dir, self.model.name, self.logger.series(), self.step)
+
+
+class RateMeter:
+    """Images per second over a sliding window of recent steps."""
+
+    def __init__(self, window: int = 20) -> None:
+        self.window = window
+        self.events: list[tuple[float, int]] = []
+
+    def update(self, n: int) -> None:
+        self.events.append((time.perf_counter(), n))
+        self.events = self.events[-self.window - 1 :]
+
+    @property
+    def per_second(self) -> float:
+        if len(self.events) < 2:
+            return 0.0
+        elapsed = self.events[-1][0] - self.events[0][0]
+        return sum(n for _, n in self.events[1:]) / elapsed if elapsed > 0 else 0.0
+
+
+def _as_floats(losses: dict[str, Any]) -> dict[str, float]:
+    """Loss tensors to floats with one device synchronisation per step, not one per loss."""
+    tensors = {k: v.detach().float().reshape(()) for k, v in losses.items()
+               if isinstance(v, torch.Tensor)}
+    floats = torch.stack(list(tensors.values())).tolist() if tensors else []
+    values = dict(zip(tensors, floats, strict=True))
+    return {k: values[k] if k in values else float(v) for k, v in losses.items()}
+
+
+def _batch_size(batch: dict[str, Any]) -> int:
+    for v in batch.values():
+        if isinstance(v, torch.Tensor):
+            return int(v.shape[0])
+    return 1
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=True)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _graceful_interrupt:
+    """First Ctrl-C: finish the current step, save, stop. Second Ctrl-C: stop at once."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.trainer._stop_requested:
+            raise KeyboardInterrupt
+        self.trainer._stop_requested = True
+        log.warning("interrupt received: finishing this step and saving a checkpoint "
+                    "(press Ctrl-C again to stop at once without saving)")
+
+    def __enter__(self) -> _graceful_interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)

@@ -1,0 +1,122 @@
+"""Translate files, folders or globs with a trained model and write an HTML index."""
+
+from __future__ import annotations
+
+import glob
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gankit.data.image_io import IMAGE_EXTENSIONS, read_image, save_image
+from gankit.errors import DataError
+from gankit.models.translation import TranslationModel
+from gankit.report.html import image_table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Item:
+    path: Path
+    name: str  # output name, relative to the output folder, without extension
+    input: torch.Tensor
+    target: torch.Tensor | None = None
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, str]]:
+    """Files, folders (searched recursively) and glob patterns -> (path, output name) pairs."""
+    found: list[tuple[Path, str]] = []
+    for raw in inputs:
+        text = str(raw)
+        path = Path(text)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not files:
+                raise DataError(f"no images found in folder {path}")
+            found += [(p, str(p.relative_to(path).with_suffix(""))) for p in files]
+        elif path.is_file():
+            found.append((path, path.stem))
+        elif any(ch in text for ch in "*?["):
+            files = sorted(Path(p) for p in glob.glob(text, recursive=True)
+                           if Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+            if not files:
+                raise DataError(f"the pattern {text!r} matches no image files")
+            found += [(p, p.stem) for p in files]
+        else:
+            raise DataError(f"input {text!r} does not exist; give image files, folders or globs")
+    names: dict[str, int] = defaultdict(int)
+    unique = []
+    for p, name in found:
+        names[name] += 1
+        unique.append((p, name if names[name] == 1 else f"{name}_{names[name]}"))
+    return unique
+
+
+def _load_item(model: TranslationModel, path: Path, name: str, aligned: bool) -> Item:
+    channels = model.input_channels
+    if not aligned:
+        image = read_image(path, channels)
+        return Item(path, name, image, model.implied_target(image))
+    data_cfg = getattr(model, "data_config", None)
+    b_to_a = data_cfg is not None and data_cfg.direction == "BtoA"
+    out_channels = model.config.out_channels
+    # An A|B pair: split at the middle; the input side follows the training direction.
+    left_ch, right_ch = (out_channels, channels) if b_to_a else (channels, out_channels)
+    left, right = read_image(path, max(left_ch, right_ch)), None
+    width = left.shape[-1]
+    if width % 2:
+        raise DataError(f"{path} is {width} pixels wide: an A|B pair needs an even width")
+    left, right = left[..., : width // 2], left[..., width // 2 :]
+    if b_to_a:
+        left, right = right, left
+    return Item(path, name, left[:channels], right[:out_channels])
+
+
+def translate_paths(
+    model: TranslationModel,
+    inputs: Iterable[str | Path],
+    out_dir: str | Path,
+    *,
+    batch_size: int = 8,
+    reverse: bool = False,
+    train_mode: bool | None = None,
+    aligned: bool = False,
+    bit_depth: int = 8,
+) -> Path:
+    """Translate every input image into ``out_dir``; returns the path of ``index.html``."""
+    out_dir = Path(out_dir)
+    pairs = expand_inputs(inputs)
+    rows = []
+    by_size: dict[tuple[int, ...], list[Item]] = defaultdict(list)
+    for path, name in pairs:
+        item = _load_item(model, path, name, aligned)
+        by_size[tuple(item.input.shape)].append(item)
+    for _shape, items in by_size.items():
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            outputs = model.translate_tensor(
+                torch.stack([i.input for i in chunk]), reverse=reverse, train_mode=train_mode
+            ).cpu()
+            for item, output in zip(chunk, outputs, strict=True):
+                rows.append(_write_item(model, out_dir, item, output, bit_depth))
+    rows.sort(key=lambda r: r["name"])
+    columns = ["input", "output"] + (["target"] if any("target" in r for r in rows) else [])
+    return image_table(out_dir / "index.html", f"gankit translate: {len(rows)} images",
+                       rows, columns)
+
+
+def _write_item(
+    model: TranslationModel, out_dir: Path, item: Item, output: torch.Tensor, bit_depth: int
+) -> dict[str, str]:
+    save_image(output, out_dir / "outputs" / f"{item.name}.png", bit_depth=bit_depth)
+    row = {"name": item.name, "output": f"outputs/{item.name}.png"}
+    save_image(model.shown_input(item.input), out_dir / "inputs" / f"{item.name}.png")
+    row["input"] = f"inputs/{item.name}.png"
+    if item.target is not None:
+        save_image(item.target, out_dir / "targets" / f"{item.name}.png")
+        row["target"] = f"targets/{item.name}.png"
+    return row

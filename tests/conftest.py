@@ -1,0 +1,54 @@
+"""Shared fixtures: the real data set folder and small deterministic settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("GANKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (override with GANKIT_SHARED_DATA): MNIST, emoji, facades."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"real test data not found at {SHARED_DATA}; set GANKIT_SHARED_DATA")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    torch.set_num_threads(2)
+    yield
+
+
+def link_emoji_pairs(shared: Path, dest: Path, names: list[str]) -> Path:
+    """A paired folder (A = twitter, B = google) made of links to the real emoji files."""
+    for side, vendor in (("A", "twitter"), ("B", "google")):
+        (dest / side).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            (dest / side / name).symlink_to(shared / "emoji" / vendor / name)
+    return dest
+
+
+def emoji_names(shared: Path) -> list[str]:
+    return sorted(p.name for p in (shared / "emoji" / "twitter").glob("*.png"))
+
+
+@pytest.fixture(scope="session")
+def emoji_small(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Twelve real emoji pairs, twitter -> google, as a paired A/ B/ folder."""
+    names = emoji_names(shared_data)[100:1300:100]
+    return link_emoji_pairs(shared_data, tmp_path_factory.mktemp("emoji_small"), names)
+
+
+TINY_PIX2PIX = {
+    "generator": "unet_32", "ngf": 8, "ndf": 8, "load_size": 32, "crop_size": 32,
+    "preprocess": "resize_and_crop", "batch_size": 2, "epochs": 2, "epochs_decay": 1,
+    "workers": 0, "progress": False, "log_every": 1, "sample_every": 0,
+    "save_latest_every": 0, "save_epoch_every": 0, "in_channels": 3, "out_channels": 3,
+}
