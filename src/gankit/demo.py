@@ -43,7 +43,7 @@ def run_demo(out: Path, *, steps: int | None = None, device: str = "auto") -> Pa
 
 def held_out_batch(size: int, seed: int) -> dict[str, torch.Tensor]:
     """Shapes the model never trained on: a generator seeded differently from training."""
-    data = ShapesDataset(n=HELD_OUT, size=size, seed=seed + 1_000_003)
+    data = ShapesDataset(n=HELD_OUT, size=size, seed=seed + 1_000_003, flip=False)
     items = [data[i] for i in range(HELD_OUT)]
     return {k: torch.stack([it[k] for it in items]) for k in ("A", "B")}
 
@@ -54,14 +54,15 @@ def write_report(out: Path, model: torch.nn.Module, seed: int) -> Path:
     output = model.translate_tensor(batch["A"]).cpu()
     l1_model = (output - batch["B"]).abs().mean().item()
     l1_identity = (batch["A"] - batch["B"]).abs().mean().item()
-    save_grid(image_rows({"edges (input)": batch["A"], "pix2pix (output)": output,
-                          "truth (target)": batch["B"]}), out / "held_out.png")
+    grid = image_rows({"edges (input)": batch["A"], "pix2pix (output)": output,
+                       "truth (target)": batch["B"]}, samples_per_row=2, min_size=128)
+    save_grid(grid, out / "held_out.png")
     checkpoint = find_checkpoint(out)
     sections = [
         Section(
             heading="Held-out shapes",
-            text="Edges the model never saw (left), its translation (middle) and the true "
-            "filled shapes (right).",
+            text="Edges the model never saw, its translation and the true filled shapes "
+            "(input | output | target, two examples per row).",
             images=[("held_out.png", "input | output | target")],
         ),
         Section(

@@ -68,11 +68,19 @@ def make_grid(
     return grid
 
 
-def image_rows(columns: dict[str, torch.Tensor], padding: int = 2) -> torch.Tensor:
+def image_rows(
+    columns: dict[str, torch.Tensor],
+    padding: int = 2,
+    *,
+    samples_per_row: int = 1,
+    min_size: int = 0,
+) -> torch.Tensor:
     """One row per sample, one column per named batch (e.g. input | output | target), in RGB.
 
     Batches of different sizes (a low-resolution input next to its upscaled output) are shown
-    at the largest size with nearest-neighbour scaling, so pixels stay visible.
+    at the largest size with nearest-neighbour scaling, so pixels stay visible; ``min_size``
+    enlarges small images the same way (by a whole factor). ``samples_per_row`` puts several
+    samples side by side.
     """
     if not columns:
         raise ValueError("image_rows needs at least one column")
@@ -82,12 +90,14 @@ def image_rows(columns: dict[str, torch.Tensor], padding: int = 2) -> torch.Tens
         raise ValueError(f"columns hold different numbers of images: {counts}")
     h = max(b.shape[2] for b in batches.values())
     w = max(b.shape[3] for b in batches.values())
+    factor = max(1, -(-min_size // h)) if min_size else 1
+    h, w = h * factor, w * factor
     resized = [
         b if b.shape[2:] == (h, w) else F.interpolate(b, size=(h, w), mode="nearest")
         for b in batches.values()
     ]
     interleaved = torch.stack(resized, dim=1).flatten(0, 1)  # sample-major: row i = sample i
-    return make_grid(interleaved, nrow=len(resized), padding=padding)
+    return make_grid(interleaved, nrow=len(resized) * samples_per_row, padding=padding)
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:

@@ -247,7 +247,8 @@ class Trainer:
         with self.model.inference():
             visuals = self.model.visuals(self.model.to_device(self._sample_batch))
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
-        save_grid(image_rows({k: v.float().cpu() for k, v in visuals.items()}), path)
+        columns = {k: v.float().cpu() for k, v in visuals.items()}
+        save_grid(image_rows(columns, min_size=128), path)
         return path
 
     def write_page(self) -> None:
@@ -292,9 +293,14 @@ def _batch_size(batch: dict[str, Any]) -> int:
 def _progress(total: int, initial: int, enabled: bool) -> Any:
     if not enabled:
         return _NoBar()
+    import sys
+
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=True)
+    # Outside a terminal (CI logs, files) every refresh is a new line: refresh less often.
+    interval = 0.1 if sys.stderr.isatty() else 30.0
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=True,
+                mininterval=interval)
 
 
 class _NoBar:
