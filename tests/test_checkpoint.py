@@ -44,7 +44,7 @@ def test_load_rebuilds_the_model_without_any_options(trained_run):
 
 def test_random_file_is_rejected_clearly(tmp_path):
     junk = tmp_path / "weights.pt"
-    junk.write_bytes(os.urandom(1000))
+    junk.write_bytes(os.urandom(1000))  # any random content must be refused cleanly
     with pytest.raises(CheckpointError, match="not a readable gankit checkpoint"):
         load_checkpoint(junk)
     plain = tmp_path / "plain.pt"

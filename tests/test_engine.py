@@ -146,3 +146,18 @@ def test_resume_refuses_another_model_and_model_options(uninterrupted):
         resume_trainer(uninterrupted, model="cyclegan")
     with pytest.raises(ConfigError, match="only training options"):
         resume_trainer(uninterrupted, lambda_l1=3.0)
+
+
+def test_tensorboard_logs_the_same_scalars(emoji_small, tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is an optional extra")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    gankit.train("pix2pix", data=str(emoji_small), run_dir=tmp_path, max_steps=3,
+                 tensorboard=True, **TINY_PIX2PIX)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert {"G_GAN", "G_L1", "D_real", "D_fake"} <= set(events.Tags()["scalars"])
+    steps = [e.step for e in events.Scalars("G_L1")]
+    logged = [float(r["G_L1"]) for r in read_log(tmp_path)]
+    assert steps == [1, 2, 3]
+    assert [e.value for e in events.Scalars("G_L1")] == pytest.approx(logged, rel=1e-4)

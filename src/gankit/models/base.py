@@ -19,6 +19,21 @@ from torch import nn
 Task = Literal["translation", "generation"]
 
 
+def adam(
+    params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float]
+) -> torch.optim.Adam:
+    """Adam, with torch's fused kernel when every parameter is on the CPU.
+
+    Why: the per-tensor CPU kernel makes about six passes over memory per step; the fused one
+    makes one, which made a whole pix2pix step at 256 px about 15% faster on two CPU cores
+    (benchmarks/train_throughput.py). It is the same update (the two kernels differ only in the
+    last bit of a few elements). Elsewhere torch's default (multi-tensor) kernel is kept.
+    """
+    params = list(params)
+    on_cpu = bool(params) and all(p.device.type == "cpu" for p in params)
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=True if on_cpu else None)
+
+
 class GANModel(nn.Module):
     """Base class of every registered model.
 

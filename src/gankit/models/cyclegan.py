@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,27 +16,16 @@ import torch.nn.functional as F
 from gankit.config import option
 from gankit.errors import ConfigError
 from gankit.losses import AdversarialLoss, AdvMode
-from gankit.models.pix2pix import InitKind
-from gankit.models.translation import TranslationModel
-from gankit.nn import build_discriminator, build_generator, init_weights
+from gankit.models.translation import TranslationConfig, TranslationModel
 from gankit.nn.norms import NormKind
 from gankit.pool import ImagePool
 from gankit.registry import register_model
 
 
 @dataclass
-class CycleGANConfig:
-    in_channels: int = option(3, "channels of domain A images")
-    out_channels: int = option(3, "channels of domain B images")
+class CycleGANConfig(TranslationConfig):
     generator: str = option("resnet_9blocks", "resnet_9blocks, resnet_6blocks or unet_N")
-    discriminator: str = option("basic", "basic (70x70 PatchGAN), n_layers, pixel (1x1)")
-    ngf: int = option(64, "generator filters in the first layer")
-    ndf: int = option(64, "discriminator filters in the first layer")
-    n_layers_d: int = option(3, "discriminator layers (with --discriminator n_layers)")
     norm: NormKind = option("instance", "normalisation layers: batch, instance, none")
-    dropout: bool = option(False, "dropout in the generators")
-    init: InitKind = option("normal", "weight initialisation")
-    init_gain: float = option(0.02, "scale of the initial weights")
     gan_mode: AdvMode = option("lsgan", "adversarial objective")
     lambda_a: float = option(10.0, "weight of the cycle loss A -> B -> A")
     lambda_b: float = option(10.0, "weight of the cycle loss B -> A -> B")
@@ -44,12 +33,6 @@ class CycleGANConfig:
         0.5, "identity loss weight, relative to the cycle weights (0 turns it off)"
     )
     pool_size: int = option(50, "history of generated images shown to the discriminators")
-    lr: float = option(2e-4, "Adam learning rate of all networks")
-    beta1: float = option(0.5, "Adam beta1")
-    beta2: float = option(0.999, "Adam beta2")
-    inference_mode: Literal["train", "eval"] = option(
-        "eval", "at test time use eval mode, or keep dropout/batch statistics on (train)"
-    )
 
 
 @register_model
@@ -70,20 +53,10 @@ class CycleGAN(TranslationModel):
                 f"{c.in_channels} and {c.out_channels}); set --lambda-identity 0"
             )
 
-        def generator(n_in: int, n_out: int) -> torch.nn.Module:
-            return build_generator(c.generator, n_in, n_out, ngf=c.ngf, norm=c.norm,
-                                   dropout=c.dropout)
-
-        def discriminator(n_in: int) -> torch.nn.Module:
-            return build_discriminator(c.discriminator, n_in, ndf=c.ndf, n_layers=c.n_layers_d,
-                                       norm=c.norm)
-
-        self.G_A = generator(c.in_channels, c.out_channels)
-        self.G_B = generator(c.out_channels, c.in_channels)
-        self.D_A = discriminator(c.out_channels)
-        self.D_B = discriminator(c.in_channels)
-        for net in (self.G_A, self.G_B, self.D_A, self.D_B):
-            init_weights(net, c.init, c.init_gain)
+        self.G_A = self.build_generator(c.in_channels, c.out_channels)
+        self.G_B = self.build_generator(c.out_channels, c.in_channels)
+        self.D_A = self.build_discriminator(c.out_channels)
+        self.D_B = self.build_discriminator(c.in_channels)
         self.adversarial = AdversarialLoss(c.gan_mode)
         self.pool_fake_a = ImagePool(c.pool_size)
         self.pool_fake_b = ImagePool(c.pool_size)
@@ -92,14 +65,9 @@ class CycleGAN(TranslationModel):
         return self.G_B if reverse else self.G_A
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        c = self.config
-        betas = (c.beta1, c.beta2)
         g_params = itertools.chain(self.G_A.parameters(), self.G_B.parameters())
         d_params = itertools.chain(self.D_A.parameters(), self.D_B.parameters())
-        return {
-            "G": torch.optim.Adam(g_params, lr=c.lr, betas=betas),
-            "D": torch.optim.Adam(d_params, lr=c.lr, betas=betas),
-        }
+        return {"G": self.adam(g_params), "D": self.adam(d_params)}
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         c = self.config

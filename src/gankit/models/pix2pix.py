@@ -13,38 +13,23 @@ import torch
 import torch.nn.functional as F
 
 from gankit.config import option
+from gankit.errors import ConfigError
 from gankit.losses import AdversarialLoss, AdvMode, gradient_penalty
-from gankit.models.translation import TranslationModel
-from gankit.nn import build_discriminator, build_generator, init_weights
+from gankit.models.translation import TranslationConfig, TranslationModel
 from gankit.nn.norms import NormKind
 from gankit.registry import register_model
 
-InitKind = Literal["normal", "xavier", "kaiming", "orthogonal"]
-
 
 @dataclass
-class Pix2PixConfig:
-    in_channels: int = option(3, "channels of the input images (1 gray, 3 RGB, 4 RGBA)")
-    out_channels: int = option(3, "channels of the output images")
-    generator: str = option("unet_256", "unet_32 .. unet_256 (or unet_N), resnet_6blocks, "
-                            "resnet_9blocks")
-    discriminator: str = option("basic", "basic (70x70 PatchGAN), n_layers, pixel (1x1)")
-    ngf: int = option(64, "generator filters in the first layer")
-    ndf: int = option(64, "discriminator filters in the first layer")
-    n_layers_d: int = option(3, "discriminator layers (with --discriminator n_layers)")
+class Pix2PixConfig(TranslationConfig):
     norm: NormKind = option("batch", "normalisation layers: batch, instance, none")
     dropout: bool = option(True, "dropout in the generator (the paper's noise source)")
-    init: InitKind = option("normal", "weight initialisation")
-    init_gain: float = option(0.02, "scale of the initial weights")
     gan_mode: AdvMode = option("vanilla", "adversarial objective")
     lambda_l1: float = option(100.0, "weight of the L1 loss to the target")
     lambda_gp: float = option(10.0, "gradient-penalty weight (with --gan-mode wgan-gp)")
-    lr: float = option(2e-4, "Adam learning rate of both networks")
-    beta1: float = option(0.5, "Adam beta1")
-    beta2: float = option(0.999, "Adam beta2")
     inference_mode: Literal["train", "eval"] = option(
-        "train", "at test time keep dropout on and use batch statistics (train, as in the "
-        "paper) or use eval mode (deterministic, running statistics)"
+        "train", "at test time keep dropout on and normalise with the statistics of each image "
+        "(train, as in the paper) or use eval mode (deterministic, running statistics)"
     )
 
 
@@ -59,28 +44,18 @@ class Pix2Pix(TranslationModel):
     def __init__(self, config: Pix2PixConfig | None = None) -> None:
         config = config or Pix2PixConfig()
         super().__init__(config)
-        c = config
-        self.G = build_generator(c.generator, c.in_channels, c.out_channels, ngf=c.ngf,
-                                 norm=c.norm, dropout=c.dropout)
-        self.D = build_discriminator(c.discriminator, c.in_channels + c.out_channels, ndf=c.ndf,
-                                     n_layers=c.n_layers_d, norm=c.norm)
-        init_weights(self.G, c.init, c.init_gain)
-        init_weights(self.D, c.init, c.init_gain)
-        self.adversarial = AdversarialLoss(c.gan_mode)
+        self.G = self.build_generator(config.in_channels, config.out_channels)
+        self.D = self.build_discriminator(config.in_channels + config.out_channels)
+        self.adversarial = AdversarialLoss(config.gan_mode)
 
     def generator(self, reverse: bool = False) -> torch.nn.Module:
         if reverse:
-            raise NotImplementedError("pix2pix translates one way only; train with "
-                                      "--direction BtoA for the other way")
+            raise ConfigError("pix2pix translates one way only: leave out --reverse, or train "
+                              "another model with --direction BtoA for the other way")
         return self.G
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        c = self.config
-        betas = (c.beta1, c.beta2)
-        return {
-            "G": torch.optim.Adam(self.G.parameters(), lr=c.lr, betas=betas),
-            "D": torch.optim.Adam(self.D.parameters(), lr=c.lr, betas=betas),
-        }
+        return {"G": self.adam(self.G.parameters()), "D": self.adam(self.D.parameters())}
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         c = self.config

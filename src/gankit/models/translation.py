@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -10,12 +12,43 @@ import torch
 from PIL import Image
 from torch import nn
 
+from gankit.config import option
 from gankit.data.image_io import read_image, to_pil
-from gankit.models.base import GANModel
+from gankit.losses import AdvMode
+from gankit.models.base import GANModel, adam
+from gankit.nn import build_discriminator, build_generator, init_weights
+from gankit.nn.init import InitKind
+from gankit.nn.norms import NormKind
 from gankit.nn.padding import run_any_size
 
 Pairing = Literal["paired", "unpaired", "colorization"]
 ImageLike = torch.Tensor | Image.Image | np.ndarray | str | Path
+
+
+@dataclass
+class TranslationConfig:
+    """The options every image-to-image model shares; each model overrides the defaults."""
+
+    in_channels: int = option(3, "channels of the input images (1 gray, 3 RGB, 4 RGBA)")
+    out_channels: int = option(3, "channels of the output images")
+    generator: str = option("unet_256", "unet_32 .. unet_256 (or unet_N), resnet_6blocks, "
+                            "resnet_9blocks")
+    discriminator: str = option("basic", "basic (70x70 PatchGAN), n_layers, pixel (1x1)")
+    ngf: int = option(64, "generator filters in the first layer")
+    ndf: int = option(64, "discriminator filters in the first layer")
+    n_layers_d: int = option(3, "discriminator layers (with --discriminator n_layers)")
+    norm: NormKind = option("batch", "normalisation layers: batch, instance, none")
+    dropout: bool = option(False, "dropout in the generator")
+    init: InitKind = option("normal", "weight initialisation")
+    init_gain: float = option(0.02, "scale of the initial weights")
+    gan_mode: AdvMode = option("vanilla", "adversarial objective")
+    lr: float = option(2e-4, "Adam learning rate of every network")
+    beta1: float = option(0.5, "Adam beta1")
+    beta2: float = option(0.999, "Adam beta2")
+    inference_mode: Literal["train", "eval"] = option(
+        "eval", "at test time use eval mode (deterministic, running statistics), or keep "
+        "dropout on and normalise with the statistics of each image (train)"
+    )
 
 
 class TranslationModel(GANModel):
@@ -23,6 +56,21 @@ class TranslationModel(GANModel):
 
     task = "translation"
     pairing: ClassVar[Pairing]
+
+    def build_generator(self, in_channels: int, out_channels: int) -> nn.Module:
+        c = self.config
+        net = build_generator(c.generator, in_channels, out_channels, ngf=c.ngf, norm=c.norm,
+                              dropout=c.dropout)
+        return init_weights(net, c.init, c.init_gain)
+
+    def build_discriminator(self, in_channels: int) -> nn.Module:
+        c = self.config
+        net = build_discriminator(c.discriminator, in_channels, ndf=c.ndf,
+                                  n_layers=c.n_layers_d, norm=c.norm)
+        return init_weights(net, c.init, c.init_gain)
+
+    def adam(self, params: Iterable[nn.Parameter]) -> torch.optim.Adam:
+        return adam(params, lr=self.config.lr, betas=(self.config.beta1, self.config.beta2))
 
     def generator(self, reverse: bool = False) -> nn.Module:
         """The network used by :meth:`translate`; ``reverse`` asks for B to A where it exists."""
