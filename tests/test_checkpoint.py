@@ -35,6 +35,7 @@ def test_checkpoint_holds_everything_and_loads_weights_only(trained_run):
 def test_load_rebuilds_the_model_without_any_options(trained_run):
     model = gankit.load(trained_run, device="cpu")
     assert model.name == "pix2pix" and model.config.generator == "unet_32"
+    assert model.trained_batch_size == 2 and model.inference_train_mode is False  # auto
     state = load_checkpoint(trained_run / "checkpoints" / "latest.pt")
     for k, v in model.state_dict().items():
         assert torch.equal(v, state["networks"][k]), k

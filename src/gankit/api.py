@@ -96,6 +96,7 @@ def model_from_state(state: dict[str, Any], source: str = "checkpoint") -> GANMo
             f"{source}: the weights do not fit a {cls.name} model with the saved config "
             f"({str(exc).splitlines()[0][:200]}); the file may be damaged"
         ) from None
+    model.trained_batch_size = state.get("train_config", {}).get("batch_size")
     model.data_config = cfgmod.from_dict(  # type: ignore[attr-defined]
         DataConfig, state.get("data_config", {}), source=source
     )

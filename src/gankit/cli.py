@@ -88,9 +88,9 @@ def build_parser() -> Parser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--reverse", action="store_true", help="B to A (CycleGAN's second generator)")
-    p.add_argument("--inference-mode", choices=("train", "eval"), default=None,
+    p.add_argument("--inference-mode", choices=("auto", "train", "eval"), default=None,
                    help="dropout/batch norm at test time (default: the model's setting; "
-                   "pix2pix keeps train mode as in the paper)")
+                   "pix2pix's auto keeps the paper's train mode after batch-size-1 training)")
     p.add_argument("--aligned", action="store_true",
                    help="inputs are A|B pairs: translate one half, show the other as target")
     p.add_argument("--bit-depth", type=int, choices=(8, 16), default=8,
@@ -227,9 +227,10 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.checkpoint} holds a {model.name} model, which does not "
                           "translate images; use gankit sample")
     torch.manual_seed(args.seed)
-    train_mode = None if args.inference_mode is None else args.inference_mode == "train"
+    if args.inference_mode is not None:
+        model.config.inference_mode = args.inference_mode
     index = translate_paths(model, args.inputs, args.out, batch_size=args.batch_size,
-                            reverse=args.reverse, train_mode=train_mode, aligned=args.aligned,
+                            reverse=args.reverse, aligned=args.aligned,
                             bit_depth=args.bit_depth)
     print(f"wrote {index}")
     return 0

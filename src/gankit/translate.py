@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from gankit.data.image_io import IMAGE_EXTENSIONS, read_image, save_image
-from gankit.errors import DataError
+from gankit.errors import ConfigError, DataError
 from gankit.models.translation import TranslationModel
 from gankit.report.html import image_table
 
@@ -48,11 +48,17 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, str]]:
             found += [(p, p.stem) for p in files]
         else:
             raise DataError(f"input {text!r} does not exist; give image files, folders or globs")
-    names: dict[str, int] = defaultdict(int)
+    # Same names from different inputs get _2, _3, ...; never one that is already taken (a/x,
+    # b/x and c/x_2 must not share x_2), nor one that differs only in case (macOS, Windows).
+    taken: set[str] = set()
     unique = []
     for p, name in found:
-        names[name] += 1
-        unique.append((p, name if names[name] == 1 else f"{name}_{names[name]}"))
+        candidate, n = name, 1
+        while candidate.casefold() in taken:
+            n += 1
+            candidate = f"{name}_{n}"
+        taken.add(candidate.casefold())
+        unique.append((p, candidate))
     return unique
 
 
@@ -88,6 +94,9 @@ def translate_paths(
     bit_depth: int = 8,
 ) -> Path:
     """Translate every input image into ``out_dir``; returns the path of ``index.html``."""
+    if aligned and model.pairing == "colorization":
+        raise ConfigError(f"{model.name} translates whole colour images (its target is the "
+                          "image itself): leave out --aligned")
     out_dir = Path(out_dir)
     pairs = expand_inputs(inputs)
     rows = []

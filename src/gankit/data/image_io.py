@@ -127,29 +127,59 @@ def _load_array(path: Path) -> np.ndarray:
             if wide is not None:
                 return wide
         im.load()
-        if mode == "P" or mode == "PA":
-            has_alpha = "transparency" in im.info or mode == "PA" or (
-                im.palette is not None and im.palette.mode == "RGBA")
-            im = im.convert("RGBA" if has_alpha else "RGB")
-        elif mode in ("L", "RGB") and "transparency" in im.info:
-            im = im.convert("RGBA")
-        elif mode == "1":
-            im = im.convert("L")
-        elif mode == "La":
-            im = im.convert("LA")
-        elif mode == "RGBa":
-            im = im.convert("RGBA")
-        elif mode not in ("L", "LA", "RGB", "RGBA", "I", "F") and not mode.startswith("I;16"):
-            im = im.convert("RGB")  # CMYK, YCbCr, RGBX, ...
-        arr = np.asarray(im)
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) * np.float32(1 / 255)
-    if arr.dtype.kind == "f":  # float images (mode F) are taken to be in [0, 1]
-        return np.clip(arr.astype(np.float32), 0.0, 1.0)
-    # I;16 / I: 16-bit values (Pillow opens 16-bit grayscale as one of these)
-    return np.clip(arr.astype(np.float32) * np.float32(1 / 65535), 0.0, 1.0)
+        return pil_to_array(im)
+
+
+def pil_to_array(im: Image.Image) -> np.ndarray:
+    """A PIL image -> HxWxC float32 in [0, 1], the same way a file is read: 16-bit gray is
+    scaled by 65535, float images are taken to be in [0, 1], palettes and odd modes converted."""
+    mode = im.mode
+    if mode == "P" or mode == "PA":
+        has_alpha = "transparency" in im.info or mode == "PA" or (
+            im.palette is not None and im.palette.mode == "RGBA")
+        im = im.convert("RGBA" if has_alpha else "RGB")
+    elif mode in ("L", "RGB") and "transparency" in im.info:
+        im = im.convert("RGBA")
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode == "La":
+        im = im.convert("LA")
+    elif mode == "RGBa":
+        im = im.convert("RGBA")
+    elif mode not in ("L", "LA", "RGB", "RGBA", "I", "F") and not mode.startswith("I;16"):
+        im = im.convert("RGB")  # CMYK, YCbCr, RGBX, ...
+    arr = np.asarray(im)
+    if arr.dtype.kind in "iu" and arr.dtype != np.uint8:
+        # I;16 / I: 16-bit values (Pillow opens 16-bit grayscale as one of these)
+        arr = np.clip(arr.astype(np.float32) * np.float32(1 / 65535), 0.0, 1.0)
+    return scale_array(arr)
+
+
+def scale_array(array: np.ndarray) -> np.ndarray:
+    """uint8 / 255, uint16 / 65535, floats taken to be in [0, 1] -> HxWxC float32 in [0, 1]."""
+    array = np.asarray(array)
+    if array.dtype == np.uint8:
+        out = array.astype(np.float32) * np.float32(1 / 255)
+    elif array.dtype == np.uint16:
+        out = array.astype(np.float32) * np.float32(1 / 65535)
+    elif array.dtype == np.bool_ or array.dtype.kind == "f":
+        out = np.clip(array.astype(np.float32), 0.0, 1.0)
+    else:
+        raise DataError(f"cannot use an image array of dtype {array.dtype}: give uint8, "
+                        "uint16 or floats in [0, 1]")
+    if out.ndim == 2:
+        out = out[..., None]
+    if out.ndim != 3 or out.shape[2] not in (1, 2, 3, 4):
+        raise DataError(f"cannot use an image array of shape {array.shape}: give HxW or HxWxC "
+                        "with C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA)")
+    return out
+
+
+def image_to_tensor(image: Image.Image | np.ndarray, channels: int) -> torch.Tensor:
+    """An in-memory PIL image or HxW[xC] array -> CxHxW in [-1, 1], exactly as
+    :func:`read_image` converts the same picture read from a file."""
+    array = pil_to_array(image) if isinstance(image, Image.Image) else scale_array(image)
+    return array_to_tensor(convert_channels(array, channels))
 
 
 def _scale(arr: np.ndarray) -> np.ndarray:

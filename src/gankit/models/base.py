@@ -55,6 +55,8 @@ class GANModel(nn.Module):
         self._precision = "fp32"
         self._scalers: dict[str, torch.amp.GradScaler] = {}
         self.channels_last = False
+        # Set by the engine and by checkpoint loading; the "auto" inference mode reads it.
+        self.trained_batch_size: int | None = None
 
     # --- to implement -------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -150,8 +152,15 @@ class GANModel(nn.Module):
 
     @property
     def inference_train_mode(self) -> bool:
-        """Whether inference keeps dropout and batch statistics on (the pix2pix paper does)."""
-        return getattr(self.config, "inference_mode", "eval") == "train"
+        """Whether inference keeps dropout on and normalises with each image's own statistics.
+
+        The pix2pix paper does (``train``); that matches training only when training used
+        batches of one, so ``auto`` chooses it exactly then and eval mode otherwise.
+        """
+        mode = getattr(self.config, "inference_mode", "eval")
+        if mode == "auto":
+            return self.trained_batch_size == 1
+        return mode == "train"
 
     @contextlib.contextmanager
     def inference(self, train_mode: bool | None = None) -> Iterator[None]:

@@ -7,7 +7,7 @@ adversarial loss plus ``lambda_l1`` times the L1 distance to the target.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from gankit.config import option
 from gankit.errors import ConfigError
 from gankit.losses import AdversarialLoss, AdvMode, gradient_penalty
-from gankit.models.translation import TranslationConfig, TranslationModel
+from gankit.models.translation import InferenceMode, TranslationConfig, TranslationModel
 from gankit.nn.norms import NormKind
 from gankit.registry import register_model
 
@@ -27,9 +27,10 @@ class Pix2PixConfig(TranslationConfig):
     gan_mode: AdvMode = option("vanilla", "adversarial objective")
     lambda_l1: float = option(100.0, "weight of the L1 loss to the target")
     lambda_gp: float = option(10.0, "gradient-penalty weight (with --gan-mode wgan-gp)")
-    inference_mode: Literal["train", "eval"] = option(
-        "train", "at test time keep dropout on and normalise with the statistics of each image "
-        "(train, as in the paper) or use eval mode (deterministic, running statistics)"
+    inference_mode: InferenceMode = option(
+        "auto", "test time: train = dropout on and each image normalised with its own "
+        "statistics, as in the paper; eval = deterministic, running statistics; auto = train "
+        "when training used batch size 1, else eval"
     )
 
 

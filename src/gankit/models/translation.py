@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from gankit.config import option
-from gankit.data.image_io import read_image, to_pil
+from gankit.data.image_io import image_to_tensor, read_image, to_pil
 from gankit.losses import AdvMode
 from gankit.models.base import GANModel, adam
 from gankit.nn import build_discriminator, build_generator, init_weights
@@ -22,6 +22,7 @@ from gankit.nn.norms import NormKind
 from gankit.nn.padding import run_any_size
 
 Pairing = Literal["paired", "unpaired", "colorization"]
+InferenceMode = Literal["auto", "train", "eval"]
 ImageLike = torch.Tensor | Image.Image | np.ndarray | str | Path
 
 
@@ -45,9 +46,10 @@ class TranslationConfig:
     lr: float = option(2e-4, "Adam learning rate of every network")
     beta1: float = option(0.5, "Adam beta1")
     beta2: float = option(0.999, "Adam beta2")
-    inference_mode: Literal["train", "eval"] = option(
-        "eval", "at test time use eval mode (deterministic, running statistics), or keep "
-        "dropout on and normalise with the statistics of each image (train)"
+    inference_mode: InferenceMode = option(
+        "eval", "test time: eval = deterministic, running statistics; train = dropout on and "
+        "each image normalised with its own statistics; auto = train when training used batch "
+        "size 1, else eval"
     )
 
 
@@ -126,25 +128,5 @@ class TranslationModel(GANModel):
         if isinstance(image, (str, Path)):
             tensor = read_image(image, self.input_channels)
         else:
-            tensor = _from_pil_or_array(image, self.input_channels)
+            tensor = image_to_tensor(image, self.input_channels)
         return to_pil(self.translate_tensor(tensor, **kwargs))
-
-
-def _from_pil_or_array(image: Image.Image | np.ndarray, channels: int) -> torch.Tensor:
-    if isinstance(image, np.ndarray):
-        array = image
-        if array.dtype == np.uint8:
-            array = array.astype(np.float32) / 255.0
-        elif array.dtype == np.uint16:
-            array = array.astype(np.float32) / 65535.0
-        image = Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8))
-    mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
-    if image.mode in ("RGBA", "LA", "P") and channels != 4:
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image.convert("RGBA"))
-    array = np.asarray(image.convert(mode), dtype=np.float32) / 127.5 - 1.0
-    if array.ndim == 2:
-        array = array[None]
-    else:
-        array = array.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(array))

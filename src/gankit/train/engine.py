@@ -76,6 +76,7 @@ class Trainer:
         self.epoch = 0
         self.epoch_step = 0
         self.step = 0
+        model.trained_batch_size = train_cfg.batch_size
         model.setup_optimizers()
         model.configure_runtime(train_cfg.precision, train_cfg.channels_last)
         self.schedulers = {k: build_scheduler(o, train_cfg) for k, o in model.optimizers.items()}
