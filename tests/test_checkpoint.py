@@ -54,6 +54,9 @@ def test_random_file_is_rejected_clearly(tmp_path):
         load_checkpoint(plain)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="not a readable gankit checkpoint"):
+        load_checkpoint(tmp_path / "empty.pt")
     with pytest.raises(CheckpointError, match="no checkpoint found"):
         load_checkpoint(tmp_path)
 
@@ -72,8 +75,12 @@ def test_disk_full_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     before = path.read_bytes()
 
     def full_disk(obj, f):
+        # What torch does on a full disk: the OSError surfaces as a RuntimeError from its writer.
         f.write(b"partial data")
-        raise OSError(errno.ENOSPC, "No space left on device")
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos") from None
 
     monkeypatch.setattr(ckpt_mod.torch, "save", full_disk)
     with pytest.raises(GankitError, match="disk full.*previous checkpoint there is intact"):

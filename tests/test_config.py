@@ -44,6 +44,9 @@ def test_paper_defaults():
     ({"lamda_l1": 3}, "unknown option"),
     ({"gan_mode": "minimax"}, "not one of"),
     ({"batch_size": "four"}, "type int"),
+    ({"batch_size": 0}, "batch_size=0 must be at least 1"),
+    ({"workers": -1}, "at least 0"),
+    ({"log_every": 0}, "at least 1"),
 ])
 def test_bad_options_are_named(bad, match):
     with pytest.raises(ConfigError, match=match):

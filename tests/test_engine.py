@@ -12,6 +12,7 @@ from gankit.api import resume_trainer, trainer
 from gankit.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from gankit.train.checkpoint import load_checkpoint
 from gankit.train.config import TrainConfig
+from gankit.train.engine import collate
 from gankit.train.schedules import build_scheduler, step_scheduler
 
 from conftest import TINY_PIX2PIX
@@ -146,6 +147,22 @@ def test_resume_refuses_another_model_and_model_options(uninterrupted):
         resume_trainer(uninterrupted, model="cyclegan")
     with pytest.raises(ConfigError, match="only training options"):
         resume_trainer(uninterrupted, lambda_l1=3.0)
+    with pytest.raises(ConfigError, match="batch_size cannot change on resume"):
+        resume_trainer(uninterrupted, batch_size=4)
+
+
+def test_a_new_run_never_overwrites_an_existing_one(uninterrupted, emoji_small):
+    with pytest.raises(ConfigError, match="already holds a run.*--resume"):
+        trainer("pix2pix", data=str(emoji_small), run_dir=uninterrupted, **TINY_PIX2PIX)
+
+
+def test_images_of_different_sizes_in_one_batch(emoji_small, tmp_path):
+    t = trainer("pix2pix", data=str(emoji_small), run_dir=tmp_path,
+                **{**TINY_PIX2PIX, "preprocess": "none", "crop_size": 64, "load_size": 64})
+    small = {k: (v[:, :32, :32] if isinstance(v, torch.Tensor) else v)
+             for k, v in t.dataset[0].items()}
+    with pytest.raises(DataError, match="different sizes.*--preprocess"):
+        collate([t.dataset[1], small])
 
 
 def test_tensorboard_logs_the_same_scalars(emoji_small, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gankit.report import grid as grid_module
+from gankit import atomic as atomic_module
 from gankit.report.grid import image_rows, make_grid, save_grid, to_rgb
 from gankit.report.html import Section, image_table, write_page
 from gankit.report.plot import PALETTE, moving_average, nice_ticks, plot_curves
@@ -99,7 +99,7 @@ def test_failed_write_leaves_old_file_and_no_temp(
     def boom(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(grid_module.os, "replace", boom)
+    monkeypatch.setattr(atomic_module.os, "replace", boom)
     with pytest.raises(OSError):
         save_grid(torch.zeros(3, 4, 4), target)
     assert target.read_bytes() == b"old"

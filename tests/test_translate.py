@@ -397,3 +397,25 @@ def test_colorization_refuses_aligned_pairs(tmp_path):
     with pytest.raises(ConfigError, match="leave out --aligned"):
         translate_paths(model, [tmp_path / "pair.png"], tmp_path / "out", aligned=True)
     assert not (tmp_path / "out").exists()
+
+
+def test_reverse_reads_the_b_side_channels(emoji_small, tmp_path):
+    """A gray -> RGB CycleGAN translated backwards takes RGB in and gives gray out."""
+    model = gankit.create("cyclegan", in_channels=1, out_channels=3, lambda_identity=0.0,
+                          generator="resnet_6blocks", ngf=8, ndf=8)
+    source = emoji_small / "B" / sorted(p.name for p in (emoji_small / "B").iterdir())[0]
+    translate_paths(model, [source], tmp_path / "out", reverse=True)
+    out = Image.open(tmp_path / "out" / "outputs" / f"{source.stem}.png")
+    assert out.mode == "L" and out.size == (64, 64)
+
+
+def test_aligned_halves_are_converted_like_training_data(tmp_path):
+    """A 1-channel model reads the luminance of each half, not its red channel."""
+    model = gankit.create("pix2pix", in_channels=1, out_channels=1, generator="unet_32",
+                          ngf=8, ndf=8)
+    pair = np.zeros((32, 64, 3), np.uint8)
+    pair[:, :32] = (0, 255, 0)  # pure green: luminance ~0.59, red channel 0
+    Image.fromarray(pair).save(tmp_path / "pair.png")
+    translate_paths(model, [tmp_path / "pair.png"], tmp_path / "out", aligned=True)
+    shown = np.asarray(Image.open(tmp_path / "out" / "inputs" / "pair.png"), np.float32)
+    assert shown.ndim == 2 and 140 < shown.mean() < 160

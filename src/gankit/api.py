@@ -19,12 +19,14 @@ from gankit.registry import get_model_class
 from gankit.train.checkpoint import find_checkpoint, load_checkpoint
 from gankit.train.config import TrainConfig
 from gankit.train.engine import FitResult, Trainer
-from gankit.train.runtime import pick_device, seed_everything
+from gankit.train.runtime import configure_determinism, pick_device, seed_everything
 
 log = logging.getLogger(__name__)
 
 BUILTIN_PREFIX = "builtin:"
 BUILTIN_DATASETS = ("shapes",)
+# Changing these mid-run would change which samples the rest of the epoch holds.
+FIXED_ON_RESUME = ("batch_size", "seed")
 
 
 @dataclasses.dataclass
@@ -115,6 +117,10 @@ def load(path: str | Path, device: str = "auto") -> GANModel:
 def build_dataset_for(configs: Configs, model: GANModel, *, train: bool = True) -> Dataset:
     data = configs.data
     if data.data.startswith(BUILTIN_PREFIX):
+        model_cfg = configs.model
+        if (getattr(model_cfg, "in_channels", 3), getattr(model_cfg, "out_channels", 3)) != (3, 3):
+            raise ConfigError(f"{data.data} has RGB images on both sides; leave --in-channels "
+                              "and --out-channels at 3")
         return _builtin_dataset(data, configs.train.seed)
     if not data.data:
         raise ConfigError("no data given: pass --data FOLDER (or --data builtin:shapes)")
@@ -162,6 +168,11 @@ def trainer(
     net = configs.model_cls(configs.model).to(device)
     dataset = build_dataset_for(configs, net)
     run_dir = Path(run_dir) if run_dir else default_run_dir(net.name, configs.data.data)
+    if (run_dir / "checkpoints" / "latest.pt").is_file():
+        raise ConfigError(
+            f"{run_dir} already holds a run; continue it with gankit train --resume {run_dir}, "
+            "or give another --run-dir"
+        )
     return Trainer(net, dataset, train_cfg=configs.train, data_cfg=configs.data, run_dir=run_dir)
 
 
@@ -184,14 +195,20 @@ def resume_trainer(run: str | Path, *, model: str | None = None, **train_options
             f"only training options can change on resume, not {', '.join(not_training)}; "
             "start a new run to change the model or the data"
         )
-    cls = get_model_class(state["model"])
+    fixed = sorted(k for k in FIXED_ON_RESUME
+                   if k in train_options and train_options[k] != state["train_config"].get(k))
+    if fixed:
+        raise ConfigError(
+            f"{', '.join(fixed)} cannot change on resume: the data order and the position in "
+            "the epoch depend on it; start a new run instead"
+        )
     train_cfg = cfgmod.from_dict(TrainConfig, {**state["train_config"], **train_options},
                                  source=str(ckpt))
     data_cfg = cfgmod.from_dict(DataConfig, state["data_config"], source=str(ckpt))
-    configs = Configs(cls, cfgmod.from_dict(cls.Config, state["model_config"]), data_cfg,
-                      train_cfg)
+    configure_determinism(train_cfg.deterministic)
     device = pick_device(train_cfg.device)
     net = model_from_state(state, source=str(ckpt)).to(device)
+    configs = Configs(type(net), net.config, data_cfg, train_cfg)
     dataset = build_dataset_for(configs, net)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
     return Trainer(net, dataset, train_cfg=train_cfg, data_cfg=data_cfg, run_dir=run_dir,

@@ -86,7 +86,7 @@ def build_parser() -> Parser:
     p.add_argument("checkpoint", help="checkpoint file or run folder")
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=_positive_int, default=8)
     p.add_argument("--reverse", action="store_true", help="B to A (CycleGAN's second generator)")
     p.add_argument("--inference-mode", choices=("auto", "train", "eval"), default=None,
                    help="dropout/batch norm at test time (default: the model's setting; "
@@ -225,7 +225,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     model = api.load(args.checkpoint, device=args.device)
     if not isinstance(model, TranslationModel):
         raise ConfigError(f"{args.checkpoint} holds a {model.name} model, which does not "
-                          "translate images; use gankit sample")
+                          "translate images")
     torch.manual_seed(args.seed)
     if args.inference_mode is not None:
         model.config.inference_mode = args.inference_mode
@@ -270,6 +270,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     report = run_demo(Path(args.out), steps=args.steps, device=args.device)
     print(f"\nreport: {report}")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _version() -> str:

@@ -45,6 +45,11 @@ def from_dict(cls: type[C], values: dict[str, Any], *, source: str = "config") -
         )
     hints = get_type_hints(cls)
     kwargs = {k: _coerce(hints[k], v, k, source) for k, v in values.items()}
+    for f in dataclasses.fields(cls):
+        low = f.metadata.get("min")
+        value = kwargs.get(f.name)
+        if low is not None and value is not None and value < low:
+            raise ConfigError(f"{source}: {f.name}={value!r} must be at least {low}")
     return cls(**kwargs)
 
 

@@ -60,7 +60,7 @@ class ImagePool:
 
     def state_dict(self) -> dict[str, Any]:
         """``{"size": int, "images": Tensor}`` (an empty tensor when the pool is empty)."""
-        stored = torch.stack(self.images) if self.images else torch.empty(0)
+        stored = torch.stack([i.cpu() for i in self.images]) if self.images else torch.empty(0)
         return {"size": self.size, "images": stored}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

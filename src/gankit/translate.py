@@ -11,7 +11,14 @@ from pathlib import Path
 
 import torch
 
-from gankit.data.image_io import IMAGE_EXTENSIONS, read_image, save_image
+from gankit.data.image_io import (
+    IMAGE_EXTENSIONS,
+    array_to_tensor,
+    convert_channels,
+    load_array,
+    read_image,
+    save_image,
+)
 from gankit.errors import ConfigError, DataError
 from gankit.models.translation import TranslationModel
 from gankit.report.html import image_table
@@ -62,24 +69,25 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, str]]:
     return unique
 
 
-def _load_item(model: TranslationModel, path: Path, name: str, aligned: bool) -> Item:
-    channels = model.input_channels
+def _load_item(
+    model: TranslationModel, path: Path, name: str, aligned: bool, reverse: bool
+) -> Item:
+    in_channels, out_channels = model.io_channels(reverse)
     if not aligned:
-        image = read_image(path, channels)
+        image = read_image(path, in_channels)
         return Item(path, name, image, model.implied_target(image))
-    data_cfg = getattr(model, "data_config", None)
-    b_to_a = data_cfg is not None and data_cfg.direction == "BtoA"
-    out_channels = model.config.out_channels
-    # An A|B pair: split at the middle; the input side follows the training direction.
-    left_ch, right_ch = (out_channels, channels) if b_to_a else (channels, out_channels)
-    left, right = read_image(path, max(left_ch, right_ch)), None
-    width = left.shape[-1]
+    # An A|B pair, split at the middle, each half converted as training converts it. The input
+    # half follows the training direction, and the other one with --reverse.
+    pixels = load_array(path)
+    width = pixels.shape[1]
     if width % 2:
         raise DataError(f"{path} is {width} pixels wide: an A|B pair needs an even width")
-    left, right = left[..., : width // 2], left[..., width // 2 :]
-    if b_to_a:
-        left, right = right, left
-    return Item(path, name, left[:channels], right[:out_channels])
+    source, target = pixels[:, : width // 2], pixels[:, width // 2 :]
+    data_cfg = getattr(model, "data_config", None)
+    if (data_cfg is not None and data_cfg.direction == "BtoA") != reverse:
+        source, target = target, source
+    return Item(path, name, array_to_tensor(convert_channels(source, in_channels)),
+                array_to_tensor(convert_channels(target, out_channels)))
 
 
 def translate_paths(
@@ -102,7 +110,7 @@ def translate_paths(
     rows = []
     by_size: dict[tuple[int, ...], list[Item]] = defaultdict(list)
     for path, name in pairs:
-        item = _load_item(model, path, name, aligned)
+        item = _load_item(model, path, name, aligned, reverse)
         by_size[tuple(item.input.shape)].append(item)
     for _shape, items in by_size.items():
         for start in range(0, len(items), batch_size):

@@ -22,11 +22,12 @@ class DataConfig:
     phase: str = option("train", "sub-folder of the phase to read (train, val, test) if present")
     direction: Literal["AtoB", "BtoA"] = option("AtoB", "translate A to B, or B to A")
     preprocess: Preprocess = option("resize_and_crop", "how images are scaled and cropped")
-    load_size: int = option(286, "resize to this size (or width) before cropping")
-    crop_size: int = option(256, "crop to this square size")
+    load_size: int = option(286, "resize to this size (or width) before cropping", min=1)
+    crop_size: int = option(256, "crop to this square size", min=1)
     flip: bool = option(True, "random horizontal flips, the same for both sides of a pair")
-    max_items: int | None = option(None, "use at most this many images")
+    max_items: int | None = option(None, "use at most this many images", min=1)
     skip_bad_files: bool = option(
         False, "leave out unreadable images with a warning instead of stopping"
     )
-    workers: int = option(2, "data loading worker processes (0 = load in the main process)")
+    workers: int = option(2, "data loading worker processes (0 = load in the main process)",
+                          min=0)

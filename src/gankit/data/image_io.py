@@ -14,14 +14,15 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import uuid
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 from PIL import Image
 
+from gankit.atomic import atomic_open
 from gankit.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -416,34 +417,24 @@ def save_image(tensor: torch.Tensor, path: str | os.PathLike, bit_depth: int = 8
     if bit_depth == 16 and fmt not in ("PNG", "TIFF"):
         raise ConfigError(f"cannot save {path} with 16 bits per channel: {fmt} stores 8 bits; "
                           "use a .png (or .tif) file name, or bit depth 8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_open(path) as f:
         if bit_depth == 16:
-            _write16(_quantize(arr01, 16), fmt, tmp, path)
+            _write16(_quantize(arr01, 16), fmt, f, path)
         else:
             pil = to_pil(torch.from_numpy(arr01.transpose(2, 0, 1) * 2.0 - 1.0))
-            with open(tmp, "xb") as f:
-                pil.save(f, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+            pil.save(f, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
     return path
 
 
-def _write16(arr: np.ndarray, fmt: str, tmp: Path, path: Path) -> None:
+def _write16(arr: np.ndarray, fmt: str, f: BinaryIO, path: Path) -> None:
     if arr.shape[2] == 1:
-        with open(tmp, "xb") as f:
-            Image.fromarray(arr[..., 0]).save(f, format=fmt)  # mode I;16
+        Image.fromarray(arr[..., 0]).save(f, format=fmt)  # mode I;16
     elif fmt == "PNG":
-        with open(tmp, "xb") as f:
-            f.write(_encode_png(arr))
+        f.write(_encode_png(arr))
     else:
         try:
             import tifffile
         except ImportError:
             raise ConfigError(f"cannot save {path} as a 16-bit colour TIFF without tifffile: "
                               "pip install tifffile, or use a .png file name") from None
-        with open(tmp, "xb") as f:
-            tifffile.imwrite(f, arr, photometric="rgb")
+        tifffile.imwrite(f, arr, photometric="rgb")

@@ -180,7 +180,9 @@ class GANModel(nn.Module):
                     m.momentum = 0.0
                     m.train()
         try:
-            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            device = self.device
+            cuda = [device.index or 0] if device.type == "cuda" else []
+            with torch.no_grad(), torch.random.fork_rng(devices=cuda):
                 yield
         finally:
             for m, momentum, tracked in saved:

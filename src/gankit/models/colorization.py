@@ -12,6 +12,7 @@ import torch
 
 from gankit.config import option
 from gankit.data.lab import model_to_rgb, rgb_to_model_l
+from gankit.errors import ConfigError
 from gankit.models.pix2pix import Pix2Pix, Pix2PixConfig
 from gankit.registry import register_model
 
@@ -31,15 +32,12 @@ class Colorization(Pix2Pix):
     def __init__(self, config: ColorizationConfig | None = None) -> None:
         config = config or ColorizationConfig()
         if (config.in_channels, config.out_channels) != (1, 2):
-            from gankit.errors import ConfigError
-
             raise ConfigError("colorization maps L (1 channel) to ab (2 channels); "
                               "leave --in-channels and --out-channels at 1 and 2")
         super().__init__(config)
 
-    @property
-    def input_channels(self) -> int:
-        return 3
+    def io_channels(self, reverse: bool = False) -> tuple[int, int]:
+        return 3, 3  # RGB in (its lightness is used), RGB out
 
     def prepare_input(self, images: torch.Tensor) -> torch.Tensor:
         return rgb_to_model_l(images)

@@ -47,6 +47,9 @@ class CycleGAN(TranslationModel):
         config = config or CycleGANConfig()
         super().__init__(config)
         c = config
+        if c.gan_mode in ("wgan", "wgan-gp"):
+            raise ConfigError(f"cyclegan is defined with vanilla, lsgan or hinge objectives, not "
+                              f"--gan-mode {c.gan_mode} (its critics have no Lipschitz constraint)")
         if c.lambda_identity > 0 and c.in_channels != c.out_channels:
             raise ConfigError(
                 f"the identity loss needs the same channel count on both sides (got "

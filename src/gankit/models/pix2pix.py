@@ -44,6 +44,9 @@ class Pix2Pix(TranslationModel):
 
     def __init__(self, config: Pix2PixConfig | None = None) -> None:
         config = config or Pix2PixConfig()
+        if config.gan_mode == "wgan":
+            raise ConfigError("pix2pix has no weight clipping for --gan-mode wgan; use wgan-gp "
+                              "(a gradient penalty), vanilla, lsgan or hinge")
         super().__init__(config)
         self.G = self.build_generator(config.in_channels, config.out_channels)
         self.D = self.build_discriminator(config.in_channels + config.out_channels)

@@ -30,14 +30,14 @@ ImageLike = torch.Tensor | Image.Image | np.ndarray | str | Path
 class TranslationConfig:
     """The options every image-to-image model shares; each model overrides the defaults."""
 
-    in_channels: int = option(3, "channels of the input images (1 gray, 3 RGB, 4 RGBA)")
-    out_channels: int = option(3, "channels of the output images")
+    in_channels: int = option(3, "channels of the input images (1 gray, 3 RGB, 4 RGBA)", min=1)
+    out_channels: int = option(3, "channels of the output images", min=1)
     generator: str = option("unet_256", "unet_32 .. unet_256 (or unet_N), resnet_6blocks, "
                             "resnet_9blocks")
     discriminator: str = option("basic", "basic (70x70 PatchGAN), n_layers, pixel (1x1)")
-    ngf: int = option(64, "generator filters in the first layer")
-    ndf: int = option(64, "discriminator filters in the first layer")
-    n_layers_d: int = option(3, "discriminator layers (with --discriminator n_layers)")
+    ngf: int = option(64, "generator filters in the first layer", min=1)
+    ndf: int = option(64, "discriminator filters in the first layer", min=1)
+    n_layers_d: int = option(3, "discriminator layers (with --discriminator n_layers)", min=1)
     norm: NormKind = option("batch", "normalisation layers: batch, instance, none")
     dropout: bool = option(False, "dropout in the generator")
     init: InitKind = option("normal", "weight initialisation")
@@ -82,13 +82,14 @@ class TranslationModel(GANModel):
     def size_multiple(self) -> int:
         return int(getattr(self.generator(), "size_multiple", 1))
 
-    @property
-    def input_channels(self) -> int:
-        """Channels an image is read with before :meth:`prepare_input`."""
-        return self.config.in_channels
+    def io_channels(self, reverse: bool = False) -> tuple[int, int]:
+        """Channels an input image is read with (before :meth:`prepare_input`) and channels of
+        the images a user sees as output, for the forward or the reverse generator."""
+        c = self.config
+        return (c.out_channels, c.in_channels) if reverse else (c.in_channels, c.out_channels)
 
     def prepare_input(self, images: torch.Tensor) -> torch.Tensor:
-        """Map images read with :attr:`input_channels` channels to the generator's input."""
+        """Map images read with :meth:`io_channels` channels to the generator's input."""
         return images
 
     def finish_output(self, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
@@ -125,8 +126,9 @@ class TranslationModel(GANModel):
         """Translate a tensor (returns a tensor) or an image, array or path (returns PIL)."""
         if isinstance(image, torch.Tensor):
             return self.translate_tensor(image, **kwargs)
+        channels = self.io_channels(kwargs.get("reverse", False))[0]
         if isinstance(image, (str, Path)):
-            tensor = read_image(image, self.input_channels)
+            tensor = read_image(image, channels)
         else:
-            tensor = image_to_tensor(image, self.input_channels)
+            tensor = image_to_tensor(image, channels)
         return to_pil(self.translate_tensor(tensor, **kwargs))

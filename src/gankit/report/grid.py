@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import uuid
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from gankit.atomic import write_bytes_atomic
+from gankit.data.image_io import to_pil
 
 
 def _as_batch(images: torch.Tensor) -> torch.Tensor:
@@ -100,36 +101,7 @@ def image_rows(
     return make_grid(interleaved, nrow=len(resized) * samples_per_row, padding=padding)
 
 
-def to_pil(image: torch.Tensor) -> Image.Image:
-    """(C, H, W) in [-1, 1] -> an 8-bit PIL image (L, LA, RGB or RGBA)."""
-    if image.dim() != 3 or image.shape[0] not in (1, 2, 3, 4):
-        raise ValueError(f"expected one image shaped (C, H, W), got {tuple(image.shape)}")
-    pixels = ((image.detach().to("cpu", torch.float32).clamp(-1, 1) + 1.0) * 127.5).round()
-    array = pixels.to(torch.uint8).permute(1, 2, 0).numpy()
-    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[image.shape[0]]
-    return Image.fromarray(array[:, :, 0] if mode == "L" else array, mode=mode)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
-
-    Readers (a browser refreshing a report) never see a half-written file, and a crash leaves
-    the previous version in place with no temporary file behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a unique name opened with "x" rather than mkstemp: the file gets the usual permissions
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def save_image(image: Image.Image, path: Path) -> Path:
+def save_png(image: Image.Image, path: Path) -> Path:
     """Save a PIL image as PNG atomically."""
     buf = io.BytesIO()
     image.save(buf, format="PNG")
@@ -144,4 +116,4 @@ def save_grid(tensor: torch.Tensor, path: Path) -> Path:
     """
     if tensor.dim() == 4:
         tensor = make_grid(tensor, nrow=math.ceil(math.sqrt(tensor.shape[0])))
-    return save_image(to_pil(tensor), Path(path))
+    return save_png(to_pil(tensor), Path(path))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from urllib.parse import quote
 
-from gankit.report.grid import write_bytes_atomic
+from gankit.atomic import write_bytes_atomic
 
 Table = tuple[Sequence[str], Sequence[Sequence[object]]]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from gankit.report.grid import save_image
+from gankit.report.grid import save_png
 
 # Tableau 10: distinct hues that stay readable on white.
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -202,7 +202,7 @@ def plot_curves(
     if curves:
         _draw_legend(draw, curves, right + 14 * s, top, bottom, font, s)
     out = img.resize((width, height), Image.Resampling.LANCZOS)
-    return save_image(out, Path(path))
+    return save_png(out, Path(path))
 
 
 def _draw_axes(draw, box, ranges, to_px, font, s) -> None:  # type: ignore[no-untyped-def]

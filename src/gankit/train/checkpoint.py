@@ -8,13 +8,12 @@ model-specific state (an image pool), RNG states, epoch and step.
 from __future__ import annotations
 
 import errno
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from gankit.atomic import atomic_open
 from gankit.errors import CheckpointError, GankitError
 
 FORMAT = "gankit-checkpoint"
@@ -28,25 +27,28 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     ``path`` is left exactly as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(path, fsync=True) as f:
             torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "No space left" in str(exc):
+    except (OSError, RuntimeError) as exc:
+        if _disk_full(exc):
             raise GankitError(
                 f"disk full while saving checkpoint {path}; the previous checkpoint there is "
                 "intact. Free some space and resume the run with --resume."
             ) from exc
         raise
     return path
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    """ENOSPC anywhere in the chain: torch's zip writer reports a full disk as a RuntimeError
+    raised while handling the OSError."""
+    while exc is not None:
+        if getattr(exc, "errno", None) == errno.ENOSPC:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -62,14 +64,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to unpickle means "not a checkpoint"
         raise CheckpointError(
-            f"{path} is not a readable gankit checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:200]}). Give a file written by gankit train; if it was "
+            f"{path} is not a readable gankit checkpoint: it is not a PyTorch file, or it was "
+            f"cut short ({type(exc).__name__}). Give a file written by gankit train; if it was "
             "cut short, use an earlier numbered checkpoint of the run."
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is a PyTorch file but not a gankit checkpoint (no '{FORMAT}' header); "
-            "give a file written by gankit train or gankit export --format release"
+            "give a checkpoint written by gankit train"
         )
     version = state.get("format_version", 0)
     if version > FORMAT_VERSION:

@@ -76,7 +76,9 @@ class Trainer:
         self.epoch = 0
         self.epoch_step = 0
         self.step = 0
+        self.epoch_sums: dict[str, float] = {}  # loss sums of this epoch, for the plateau policy
         model.trained_batch_size = train_cfg.batch_size
+        model.data_config = data_cfg  # type: ignore[attr-defined]  (as a loaded model has)
         model.setup_optimizers()
         model.configure_runtime(train_cfg.precision, train_cfg.channels_last)
         self.schedulers = {k: build_scheduler(o, train_cfg) for k, o in model.optimizers.items()}
@@ -104,6 +106,7 @@ class Trainer:
             "epoch": self.epoch,
             "epoch_step": self.epoch_step,
             "step": self.step,
+            "epoch_sums": dict(self.epoch_sums),
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -117,6 +120,7 @@ class Trainer:
         self.epoch = state["epoch"]
         self.epoch_step = state["epoch_step"]
         self.step = state["step"]
+        self.epoch_sums = dict(state.get("epoch_sums", {}))
         set_rng_state(state["rng"])
 
     def save(self, name: str = "latest") -> Path:
@@ -154,6 +158,7 @@ class Trainer:
             generator=torch.Generator().manual_seed(self.cfg.seed + self.epoch),
             persistent_workers=False,
             prefetch_factor=4 if workers > 0 else None,
+            collate_fn=collate,
         )
 
     def _finished(self) -> bool:
@@ -169,7 +174,6 @@ class Trainer:
             total_steps = min(total_steps, self.cfg.max_steps)
         bar = _progress(total_steps, self.step, self.cfg.progress)
         losses: dict[str, float] = {}
-        epoch_sums: dict[str, float] = {}
         checkpoint = None
         interrupted = False
         rate = RateMeter()
@@ -183,7 +187,7 @@ class Trainer:
                     self.step += 1
                     self.epoch_step += 1
                     for k, v in losses.items():
-                        epoch_sums[k] = epoch_sums.get(k, 0.0) + v
+                        self.epoch_sums[k] = self.epoch_sums.get(k, 0.0) + v
                     rate.update(n_images)
                     self._after_step(losses, rate, bar)
                     if self._stop_requested or self._finished():
@@ -192,8 +196,7 @@ class Trainer:
                     interrupted = True
                     break
                 if self.epoch_step >= self.steps_per_epoch:
-                    self._end_epoch(epoch_sums)
-                    epoch_sums = {}
+                    self._end_epoch()
             checkpoint = self.save("latest")
         bar.close()
         self.write_page()
@@ -228,9 +231,11 @@ class Trainer:
         if cfg.save_latest_every and self.step % cfg.save_latest_every == 0:
             self.save("latest")
 
-    def _end_epoch(self, epoch_sums: dict[str, float]) -> None:
-        g_keys = [k for k in epoch_sums if k.startswith("G")] or list(epoch_sums)
-        metric = sum(epoch_sums[k] for k in g_keys) / max(1, self.steps_per_epoch)
+    def _end_epoch(self) -> None:
+        sums = self.epoch_sums
+        g_keys = [k for k in sums if k.startswith("G")] or list(sums)
+        metric = sum(sums[k] for k in g_keys) / max(1, self.steps_per_epoch)
+        self.epoch_sums = {}
         for sched in self.schedulers.values():
             step_scheduler(sched, metric)
         self.epoch += 1
@@ -241,8 +246,10 @@ class Trainer:
 
     # --- pictures ---------------------------------------------------------------------------
     def _make_sample_batch(self) -> dict[str, Any]:
-        n = min(8, len(self.dataset))  # type: ignore[arg-type]
-        return default_collate([self.dataset[i] for i in range(n)])
+        """Up to eight fixed examples of one size (a grid needs equal sizes)."""
+        items = [self.dataset[i] for i in range(min(32, len(self.dataset)))]  # type: ignore
+        first = _shapes(items[0])
+        return default_collate([it for it in items if _shapes(it) == first][:8])
 
     def save_samples(self) -> Path:
         with self.model.inference():
@@ -282,6 +289,25 @@ def _as_floats(losses: dict[str, Any]) -> dict[str, float]:
     floats = torch.stack(list(tensors.values())).tolist() if tensors else []
     values = dict(zip(tensors, floats, strict=True))
     return {k: values[k] if k in values else float(v) for k, v in losses.items()}
+
+
+def _shapes(item: dict[str, Any]) -> tuple:
+    return tuple(tuple(v.shape) for v in item.values() if isinstance(v, torch.Tensor))
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """``default_collate`` with a clear message when images of one batch differ in size."""
+    try:
+        return default_collate(items)
+    except RuntimeError as exc:
+        if "equal size" not in str(exc):
+            raise
+        sizes = sorted({str(tuple(v.shape)) for it in items for v in it.values()
+                        if isinstance(v, torch.Tensor)})
+        raise DataError(
+            f"images of one batch have different sizes ({', '.join(sizes[:4])}); use a cropping "
+            "--preprocess (resize_and_crop, crop, scale_width_and_crop) or --batch-size 1"
+        ) from None
 
 
 def _batch_size(batch: dict[str, Any]) -> int:

@@ -44,6 +44,11 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    configure_determinism(deterministic)
+
+
+def configure_determinism(deterministic: bool) -> None:
+    """Deterministic kernels (and no cuDNN autotuning) when asked; autotuning otherwise."""
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
