@@ -40,8 +40,6 @@ class CycleGAN(TranslationModel):
     name = "cyclegan"
     Config = CycleGANConfig
     pairing = "unpaired"
-    data_defaults = {"load_size": 286, "crop_size": 256, "preprocess": "resize_and_crop"}
-    train_defaults = {"epochs": 100, "epochs_decay": 100, "batch_size": 1, "lr_policy": "linear"}
 
     def __init__(self, config: CycleGANConfig | None = None) -> None:
         config = config or CycleGANConfig()

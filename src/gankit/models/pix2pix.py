@@ -14,17 +14,14 @@ import torch.nn.functional as F
 
 from gankit.config import option
 from gankit.errors import ConfigError
-from gankit.losses import AdversarialLoss, AdvMode, gradient_penalty
+from gankit.losses import AdversarialLoss, gradient_penalty
 from gankit.models.translation import InferenceMode, TranslationConfig, TranslationModel
-from gankit.nn.norms import NormKind
 from gankit.registry import register_model
 
 
 @dataclass
 class Pix2PixConfig(TranslationConfig):
-    norm: NormKind = option("batch", "normalisation layers: batch, instance, none")
     dropout: bool = option(True, "dropout in the generator (the paper's noise source)")
-    gan_mode: AdvMode = option("vanilla", "adversarial objective")
     lambda_l1: float = option(100.0, "weight of the L1 loss to the target")
     lambda_gp: float = option(10.0, "gradient-penalty weight (with --gan-mode wgan-gp)")
     inference_mode: InferenceMode = option(
@@ -39,8 +36,6 @@ class Pix2Pix(TranslationModel):
     name = "pix2pix"
     Config = Pix2PixConfig
     pairing = "paired"
-    data_defaults = {"load_size": 286, "crop_size": 256, "preprocess": "resize_and_crop"}
-    train_defaults = {"epochs": 100, "epochs_decay": 100, "batch_size": 1, "lr_policy": "linear"}
 
     def __init__(self, config: Pix2PixConfig | None = None) -> None:
         config = config or Pix2PixConfig()

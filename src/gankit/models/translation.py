@@ -58,6 +58,9 @@ class TranslationModel(GANModel):
 
     task = "translation"
     pairing: ClassVar[Pairing]
+    # The schedule and preprocessing of the pix2pix and CycleGAN papers.
+    data_defaults = {"load_size": 286, "crop_size": 256, "preprocess": "resize_and_crop"}
+    train_defaults = {"epochs": 100, "epochs_decay": 100, "batch_size": 1, "lr_policy": "linear"}
 
     def build_generator(self, in_channels: int, out_channels: int) -> nn.Module:
         c = self.config
