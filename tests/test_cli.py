@@ -67,7 +67,9 @@ def test_translate_rejects_a_random_file(tmp_path):
 
 def test_train_interrupt_resume_translate(emoji_small, tmp_path):
     run = tmp_path / "run"
-    opts = {**TINY_PIX2PIX, "epochs": 200, "save_latest_every": 0, "progress": False}
+    # Loader workers on, as by default: Ctrl-C reaches them too and must not break the run.
+    opts = {**TINY_PIX2PIX, "epochs": 200, "save_latest_every": 0, "progress": False,
+            "workers": 2}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gankit.cli", "train", "pix2pix", "--data", str(emoji_small),
          "--run-dir", str(run), *flags(opts)],

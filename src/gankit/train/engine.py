@@ -159,6 +159,7 @@ class Trainer:
             persistent_workers=False,
             prefetch_factor=4 if workers > 0 else None,
             collate_fn=collate,
+            worker_init_fn=_ignore_interrupts,
         )
 
     def _finished(self) -> bool:
@@ -289,6 +290,12 @@ def _as_floats(losses: dict[str, Any]) -> dict[str, float]:
     floats = torch.stack(list(tensors.values())).tolist() if tensors else []
     values = dict(zip(tensors, floats, strict=True))
     return {k: values[k] if k in values else float(v) for k, v in losses.items()}
+
+
+def _ignore_interrupts(_worker_id: int) -> None:
+    """Ctrl-C is for the main process, which finishes its step and saves; a loader worker
+    that died of it would make the next batch fail."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _shapes(item: dict[str, Any]) -> tuple:
