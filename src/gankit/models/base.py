@@ -191,6 +191,3 @@ class GANModel(nn.Module):
                     m.num_batches_tracked.copy_(tracked)
             self.train(was_training)
 
-    def networks(self) -> Iterator[tuple[str, nn.Module]]:
-        """The model's top-level networks, by attribute name."""
-        return self.named_children()

@@ -56,6 +56,6 @@ class Colorization(Pix2Pix):
         lightness = batch["A"]
         return {
             "input": lightness,
-            "output": model_to_rgb(lightness, self.G(lightness)),
+            "output": model_to_rgb(lightness, self.run_generator(lightness)),
             "target": model_to_rgb(lightness, batch["B"]),
         }

@@ -112,9 +112,10 @@ class CycleGAN(TranslationModel):
     @torch.no_grad()
     def visuals(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         real_a, real_b = batch["A"], batch["B"]
-        fake_b, fake_a = self.G_A(real_a), self.G_B(real_b)
-        return {"real_A": real_a, "fake_B": fake_b, "rec_A": self.G_B(fake_b),
-                "real_B": real_b, "fake_A": fake_a, "rec_B": self.G_A(fake_a)}
+        fake_b, fake_a = self.run_generator(real_a), self.run_generator(real_b, reverse=True)
+        return {"real_A": real_a, "fake_B": fake_b,
+                "rec_A": self.run_generator(fake_b, reverse=True),
+                "real_B": real_b, "fake_A": fake_a, "rec_B": self.run_generator(fake_a)}
 
     def extra_state(self) -> dict[str, Any]:
         return {"pool_fake_a": self.pool_fake_a.state_dict(),

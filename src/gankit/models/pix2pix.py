@@ -89,4 +89,5 @@ class Pix2Pix(TranslationModel):
 
     @torch.no_grad()
     def visuals(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        return {"input": batch["A"], "output": self.G(batch["A"]), "target": batch["B"]}
+        return {"input": batch["A"], "output": self.run_generator(batch["A"]),
+                "target": batch["B"]}

@@ -107,21 +107,25 @@ class TranslationModel(GANModel):
         """A target implied by the input itself (colorization: the colour original)."""
         return None
 
+    def run_generator(
+        self, x: torch.Tensor, *, reverse: bool = False, train_mode: bool | None = None
+    ) -> torch.Tensor:
+        """The generator on a batch of any size; in train-mode inference one image at a time,
+        since batch statistics would otherwise mix the images of a batch."""
+        net = self.generator(reverse)
+        if self.inference_train_mode if train_mode is None else train_mode:
+            return torch.cat([run_any_size(net, xi[None], self.size_multiple) for xi in x])
+        return run_any_size(net, x, self.size_multiple)
+
     def translate_tensor(
         self, images: torch.Tensor, *, reverse: bool = False, train_mode: bool | None = None
     ) -> torch.Tensor:
         """(N, C, H, W) or (C, H, W) in [-1, 1], any H and W -> the translated images."""
         single = images.dim() == 3
         x = (images[None] if single else images).to(self.device, torch.float32)
-        net = self.generator(reverse)
         with self.inference(train_mode):
             model_in = self.prepare_input(x)
-            if self.inference_train_mode if train_mode is None else train_mode:
-                # Batch statistics would mix the images of a batch: translate one at a time.
-                out = torch.cat([run_any_size(net, xi[None], self.size_multiple)
-                                 for xi in model_in])
-            else:
-                out = run_any_size(net, model_in, self.size_multiple)
+            out = self.run_generator(model_in, reverse=reverse, train_mode=train_mode)
             out = self.finish_output(model_in, out).clamp(-1, 1)
         return out[0] if single else out
 
