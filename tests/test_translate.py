@@ -152,31 +152,24 @@ def make_pair(path, seed=0):
     return as_tensor(left, 3), as_tensor(right, 3)
 
 
-def test_aligned_input_translates_one_half_and_shows_the_other_as_target(rgb_run, tmp_path):
-    left, right = make_pair(tmp_path / "pair.png")
-    model = gankit.load(rgb_run)
+@pytest.mark.parametrize("run,direction", [("rgb_run", "AtoB"), ("b_to_a_run", "BtoA")])
+def test_aligned_input_translates_one_half_and_shows_the_other_as_target(
+    run, direction, request, tmp_path
+):
+    """The input half follows the training direction: left for AtoB, right for BtoA."""
+    left, right = make_pair(tmp_path / "pair.png", seed=5)
+    source, target = (left, right) if direction == "AtoB" else (right, left)
+    model = gankit.load(request.getfixturevalue(run))
+    assert model.data_config.direction == direction
     translate_paths(model, [tmp_path / "pair.png"], tmp_path / "out", aligned=True,
                     train_mode=False)
     out = tmp_path / "out"
-    assert torch.equal(as_tensor(out / "inputs" / "pair.png", 3), left)
-    assert torch.equal(as_tensor(out / "targets" / "pair.png", 3), right)
-    expected = model.translate(left, train_mode=False)
+    assert torch.equal(as_tensor(out / "inputs" / "pair.png", 3), source)
+    assert torch.equal(as_tensor(out / "targets" / "pair.png", 3), target)
+    expected = model.translate(source, train_mode=False)
     assert (as_tensor(out / "outputs" / "pair.png", 3) - expected).abs().max() <= 1 / 127.5
     page = (out / "index.html").read_text()
     assert "<th>target</th>" in page and "targets/pair.png" in page
-
-
-def test_aligned_input_of_a_b_to_a_model_uses_the_right_half(b_to_a_run, tmp_path):
-    left, right = make_pair(tmp_path / "pair.png", seed=5)
-    model = gankit.load(b_to_a_run)
-    assert model.data_config.direction == "BtoA"
-    translate_paths(model, [tmp_path / "pair.png"], tmp_path / "out", aligned=True,
-                    train_mode=False)
-    out = tmp_path / "out"
-    assert torch.equal(as_tensor(out / "inputs" / "pair.png", 3), right)
-    assert torch.equal(as_tensor(out / "targets" / "pair.png", 3), left)
-    expected = model.translate(right, train_mode=False)
-    assert (as_tensor(out / "outputs" / "pair.png", 3) - expected).abs().max() <= 1 / 127.5
 
 
 def test_aligned_input_with_an_odd_width_is_refused(rgb_run, tmp_path):

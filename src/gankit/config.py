@@ -53,12 +53,6 @@ def from_dict(cls: type[C], values: dict[str, Any], *, source: str = "config") -
     return cls(**kwargs)
 
 
-def replace(config: C, **overrides: Any) -> C:
-    """``dataclasses.replace`` with the same validation as :func:`from_dict`."""
-    merged = {**to_dict(config), **overrides}
-    return from_dict(type(config), merged, source=type(config).__name__)
-
-
 def _strip_optional(tp: Any) -> tuple[Any, bool]:
     if get_origin(tp) in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
