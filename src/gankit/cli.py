@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import logging
 import os
 import sys
@@ -25,6 +26,10 @@ from gankit.registry import get_model_class, list_models
 from gankit.train.config import TrainConfig
 
 log = logging.getLogger("gankit")
+
+# Commands that live in their own module under gankit.commands: each module has
+# ``add_parser(sub)``, which adds its sub-parser and sets ``func``.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 class Parser(argparse.ArgumentParser):
@@ -118,6 +123,9 @@ def build_parser() -> Parser:
     p.add_argument("--force", action="store_true", help="download again even if present")
     p.set_defaults(func=cmd_data_download)
     data.set_defaults(func=lambda _args: data.print_help())
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"gankit.commands.{name}").add_parser(sub)
     return parser
 
 
