@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e '.[dev,tensorboard]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,tensorboard,metrics,export,serve]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -72,6 +72,15 @@ class GANModel(nn.Module):
         """Named image batches in [-1, 1] for sample grids (for example input/output/target)."""
         raise NotImplementedError
 
+    def sample_grid(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The training run's sample picture, (C, H, W) in [-1, 1]; by default one row per
+        example of ``batch`` with the :meth:`visuals` side by side. Called under
+        :meth:`inference`."""
+        from gankit.report.grid import image_rows
+
+        columns = {k: v.float().cpu() for k, v in self.visuals(batch).items()}
+        return image_rows(columns, min_size=128)
+
     def extra_state(self) -> dict[str, Any]:
         """Model state that is neither a network nor an optimizer (an image pool, say)."""
         return {}

@@ -25,7 +25,7 @@ from gankit.config import to_dict
 from gankit.data.config import DataConfig
 from gankit.errors import DataError, TrainingDiverged
 from gankit.models.base import GANModel
-from gankit.report.grid import image_rows, save_grid
+from gankit.report.grid import save_grid
 from gankit.train.checkpoint import save_checkpoint
 from gankit.train.config import TrainConfig
 from gankit.train.logger import RunLogger
@@ -254,10 +254,9 @@ class Trainer:
 
     def save_samples(self) -> Path:
         with self.model.inference():
-            visuals = self.model.visuals(self.model.to_device(self._sample_batch))
+            grid = self.model.sample_grid(self.model.to_device(self._sample_batch))
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
-        columns = {k: v.float().cpu() for k, v in visuals.items()}
-        save_grid(image_rows(columns, min_size=128), path)
+        save_grid(grid, path)
         return path
 
     def write_page(self) -> None:
