@@ -52,3 +52,22 @@ TINY_PIX2PIX = {
     "workers": 0, "progress": False, "log_every": 1, "sample_every": 0,
     "save_latest_every": 0, "save_epoch_every": 0, "in_channels": 3, "out_channels": 3,
 }
+
+
+@pytest.fixture(scope="session")
+def mnist_judge(shared_data: Path):
+    """A digit classifier trained once per session on MNIST test images 5000..9999 (see
+    tests/mnist_judge.py); generative models in tests train on images 0..4999."""
+    from mnist_judge import MnistJudge
+
+    torch.set_num_threads(2)
+    judge = MnistJudge(shared_data)
+    assert judge.accuracy > 0.95, f"the judge itself is weak ({judge.accuracy:.3f})"
+    return judge
+
+
+# Settings for quick generative runs on the first 5000 real MNIST test digits.
+TINY_MNIST = {
+    "phase": "test", "max_items": 5000, "workers": 0, "progress": False, "log_every": 10,
+    "sample_every": 0, "save_latest_every": 0, "save_epoch_every": 0,
+}

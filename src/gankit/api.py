@@ -98,6 +98,7 @@ def model_from_state(state: dict[str, Any], source: str = "checkpoint") -> GANMo
             f"{source}: the weights do not fit a {cls.name} model with the saved config "
             f"({str(exc).splitlines()[0][:200]}); the file may be damaged"
         ) from None
+    model.load_extra_state(state.get("extra", {}))
     model.trained_batch_size = state.get("train_config", {}).get("batch_size")
     model.data_config = cfgmod.from_dict(  # type: ignore[attr-defined]
         DataConfig, state.get("data_config", {}), source=source
@@ -114,8 +115,37 @@ def load(path: str | Path, device: str = "auto") -> GANModel:
     return model
 
 
-def build_dataset_for(configs: Configs, model: GANModel, *, train: bool = True) -> Dataset:
+def build_model_and_data(configs: Configs) -> tuple[GANModel, Dataset]:
+    """A new model and its training data. A generative model takes its image shape and classes
+    from the data, so its data comes first; a translation model's generator decides the sizes
+    its data must have, so it comes first."""
+    cls = configs.model_cls
+    if cls.task == "generation":
+        dataset = build_dataset_for(configs, cls)
+        net = cls(configs.model)
+    else:
+        net = cls(configs.model)
+        dataset = build_dataset_for(configs, net)
+    bind = getattr(net, "bind_data", None)
+    if bind is not None:
+        bind(dataset)
+    return net, dataset
+
+
+def build_dataset_for(configs: Configs, model: GANModel | type[GANModel], *,
+                      train: bool = True) -> Dataset:
+    """The dataset ``configs.data`` names, read as ``model`` needs it. For a generative model
+    ``configs.model`` gets the data's image shape and classes (an error if they conflict)."""
     data = configs.data
+    if configs.model_cls.task == "generation":
+        from gankit.data.image_sets import build_image_set
+
+        if data.data.startswith(BUILTIN_PREFIX):
+            raise ConfigError(f"{data.data} is a translation dataset; give a generative model "
+                              "an image folder or MNIST (gankit data download mnist)")
+        image_set = build_image_set(data, channels=configs.model.channels, train=train)
+        configs.model = configs.model_cls.adapt_config(configs.model, image_set.info)
+        return image_set
     if data.data.startswith(BUILTIN_PREFIX):
         model_cfg = configs.model
         if (getattr(model_cfg, "in_channels", 3), getattr(model_cfg, "out_channels", 3)) != (3, 3):
@@ -165,8 +195,8 @@ def trainer(
     configs = resolve_configs(model, options, recipe)
     seed_everything(configs.train.seed, configs.train.deterministic)
     device = pick_device(configs.train.device)
-    net = configs.model_cls(configs.model).to(device)
-    dataset = build_dataset_for(configs, net)
+    net, dataset = build_model_and_data(configs)
+    net.to(device)
     run_dir = Path(run_dir) if run_dir else default_run_dir(net.name, configs.data.data)
     if (run_dir / "checkpoints" / "latest.pt").is_file():
         raise ConfigError(
@@ -209,7 +239,7 @@ def resume_trainer(run: str | Path, *, model: str | None = None, **train_options
     device = pick_device(train_cfg.device)
     net = model_from_state(state, source=str(ckpt)).to(device)
     configs = Configs(type(net), net.config, data_cfg, train_cfg)
-    dataset = build_dataset_for(configs, net)
+    dataset = build_dataset_for(configs, net)  # a generative model checks its data's shape
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
     return Trainer(net, dataset, train_cfg=train_cfg, data_cfg=data_cfg, run_dir=run_dir,
                    resume_state=state)

@@ -29,7 +29,7 @@ log = logging.getLogger("gankit")
 
 # Commands that live in their own module under gankit.commands: each module has
 # ``add_parser(sub)``, which adds its sub-parser and sets ``func``.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("sample",)
 
 
 class Parser(argparse.ArgumentParser):

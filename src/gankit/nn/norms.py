@@ -8,7 +8,7 @@ from torch import nn
 
 from gankit.errors import ConfigError
 
-NormKind = Literal["batch", "instance", "none"]
+NormKind = Literal["batch", "instance", "layer", "none"]
 NORM_KINDS: tuple[str, ...] = get_args(NormKind)
 
 
@@ -31,6 +31,8 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
         return nn.BatchNorm2d(channels)
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "layer":  # over (C, H, W) of each sample: a critic norm that keeps samples apart
+        return nn.GroupNorm(1, channels)
     return nn.Identity()
 
 

@@ -1,0 +1,69 @@
+"""GAN (Goodfellow et al. 2014): fully connected G and D, the non-saturating generator loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from gankit.config import option
+from gankit.losses import AdversarialLoss
+from gankit.models.base import adam
+from gankit.models.generation import GenerationConfig, GenerationModel
+from gankit.nn.init import init_weights
+from gankit.nn.mlp import MLP, ImageMLP
+from gankit.registry import register_model
+
+
+@dataclass
+class GANConfig(GenerationConfig):
+    hidden_g: int = option(256, "width of G's first hidden layer (then x2, x4)", min=1)
+    hidden_d: int = option(512, "width of D's first hidden layer (then /2)", min=1)
+    dropout_d: float = option(0.3, "dropout in D (the paper's D used dropout)", min=0.0)
+    lr: float = option(2e-4, "Adam learning rate of G and D")
+    beta1: float = option(0.5, "Adam beta1")
+    beta2: float = option(0.999, "Adam beta2")
+
+
+@register_model
+class GAN(GenerationModel):
+    name = "gan"
+    Config = GANConfig
+
+    def __init__(self, config: GANConfig) -> None:
+        super().__init__(config)
+        c = config
+        pixels = c.channels * c.image_size * c.image_size
+        self.G = ImageMLP(c.latent_dim, [c.hidden_g, 2 * c.hidden_g, 4 * c.hidden_g],
+                          self.image_shape, activation="leaky_relu")
+        self.D = MLP(pixels, [c.hidden_d, max(1, c.hidden_d // 2)], 1,
+                     activation="leaky_relu", dropout=c.dropout_d)
+        init_weights(self.G, "xavier", 1.0)
+        init_weights(self.D, "xavier", 1.0)
+        self.adversarial = AdversarialLoss("vanilla")
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.G(z)
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        betas = (c.beta1, c.beta2)
+        return {"G": adam(self.G.parameters(), c.lr, betas),
+                "D": adam(self.D.parameters(), c.lr, betas)}
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        real = batch["image"]
+        z = self.noise(real.shape[0])
+        with self.autocast():
+            fake = self.G(z)
+            loss_d = self.adversarial.d_loss(self.D(real), self.D(fake.detach()))
+        self.optimize("D", loss_d)
+
+        self.set_requires_grad(self.D, False)
+        with self.autocast():
+            # non-saturating: maximise log D(G(z)) rather than minimise log(1 - D(G(z)))
+            loss_g = self.adversarial.g_loss(self.D(fake))
+        self.optimize("G", loss_g)
+        self.set_requires_grad(self.D, True)
+        return {"G": loss_g.detach(), "D": loss_d.detach()}
