@@ -107,8 +107,11 @@ def model_from_state(state: dict[str, Any], source: str = "checkpoint") -> GANMo
 
 
 def load(path: str | Path, device: str = "auto") -> GANModel:
-    """Load a trained model from a checkpoint file or run folder, ready for inference."""
-    state = load_checkpoint(path)
+    """Load a trained model from a checkpoint file, run folder or release (a folder with
+    model.safetensors + config.json, or one .safetensors file), ready for inference."""
+    from gankit.export.release import is_release, load_release_state
+
+    state = load_release_state(path) if is_release(path) else load_checkpoint(path)
     model = model_from_state(state, source=str(path))
     model.to(pick_device(device))
     model.eval()
@@ -252,3 +255,22 @@ def train(model: str | None = None, **kwargs: Any) -> FitResult:
 
 def resume(run: str | Path, **train_options: Any) -> FitResult:
     return resume_trainer(run, **train_options).fit()
+
+
+def sample(model: str | Path | GANModel, n: int = 64, labels: Any = None, *,
+           seed: int | None = None, device: str = "auto") -> Any:
+    """``n`` images (N, C, H, W) in [-1, 1] from a generative model or its checkpoint/run."""
+    net = model if isinstance(model, GANModel) else load(model, device=device)
+    if not hasattr(net, "sample"):
+        raise ConfigError(f"{net.name} translates images; use gankit.translate")
+    return net.sample(n, labels, seed=seed)
+
+
+def translate(model: str | Path | GANModel, image: Any, *, reverse: bool = False,
+              device: str = "auto") -> Any:
+    """Translate one image (path, PIL image, array or tensor) with a translation model or its
+    checkpoint/run: a tensor gives a tensor, anything else a PIL image."""
+    net = model if isinstance(model, GANModel) else load(model, device=device)
+    if not hasattr(net, "translate"):
+        raise ConfigError(f"{net.name} makes images from noise; use gankit.sample")
+    return net.translate(image, reverse=reverse)

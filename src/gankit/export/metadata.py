@@ -150,7 +150,7 @@ def probe_min_size(net: torch.nn.Module, channels: int, multiple: int) -> int:
             side = multiple * factor
             try:
                 net(torch.zeros(1, channels, side, side, device=device))
-            except RuntimeError:
+            except (RuntimeError, ValueError):  # too small for a padding or a norm
                 continue
             return side
     finally:
