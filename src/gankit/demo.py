@@ -75,7 +75,9 @@ def write_report(out: Path, model: torch.nn.Module, seed: int) -> Path:
                 images=[("loss_curves.png", "losses by step")]),
         Section(
             heading="Next steps",
-            text=f"Translate your own drawings: gankit translate {checkpoint} "
+            text=f"Draw and watch it fill shapes live: gankit serve {out} (then open "
+            "http://127.0.0.1:8000/)\n"
+            f"Translate your own drawings: gankit translate {checkpoint} "
             f"YOUR_IMAGES --out translated\n"
             f"All samples during training: {out / 'index.html'}\n"
             "Train on your own data: gankit train pix2pix --data YOUR_FOLDER",

@@ -38,25 +38,50 @@ class PerImageBatchNorm(nn.Module):
         return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
 
 
-def _per_image_norms(net: nn.Module) -> nn.Module:
+class MaskDropout(nn.Module):
+    """Dropout written as ``x * (uniform >= p) / (1 - p)``.
+
+    ONNX Runtime's graph optimisations delete Dropout nodes even when their training_mode
+    input is true, so a train-mode ONNX graph says what dropout does with ops that no runtime
+    removes (RandomUniformLike, GreaterOrEqual, Mul).
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keep = (torch.rand_like(x) >= self.p).to(x.dtype)
+        return x * keep * (1.0 / (1.0 - self.p))
+
+
+def _swap_layers(net: nn.Module, mask_dropout: bool) -> nn.Module:
     for name, child in net.named_children():
         if isinstance(child, nn.modules.batchnorm._BatchNorm):
             setattr(net, name, PerImageBatchNorm(child))
+        elif mask_dropout and isinstance(child, nn.modules.dropout._DropoutNd) and child.p > 0:
+            setattr(net, name, MaskDropout(child.p))
         else:
-            _per_image_norms(child)
+            _swap_layers(child, mask_dropout)
     return net
 
 
 class InferenceGraph(nn.Module):
-    """``images -> prepare_input -> generator -> finish_output -> clamp(-1, 1)``."""
+    """``images -> prepare_input -> generator -> finish_output -> clamp(-1, 1)``.
 
-    def __init__(self, model: TranslationModel, *, reverse: bool, train_mode: bool) -> None:
+    ``mask_dropout`` (train mode only) writes dropout as :class:`MaskDropout`, for ONNX.
+    """
+
+    def __init__(
+        self, model: TranslationModel, *, reverse: bool, train_mode: bool,
+        mask_dropout: bool = False,
+    ) -> None:
         super().__init__()
         net = copy.deepcopy(model.generator(reverse)).cpu()
         for p in net.parameters():
             p.requires_grad_(False)
         if train_mode:
-            net = _per_image_norms(net)
+            net = _swap_layers(net, mask_dropout)
         self.generator = net
         # The model's hooks are plain tensor functions (colorization: RGB <-> Lab); keeping the
         # bound methods, not the model, leaves its discriminators out of the graph.
@@ -80,6 +105,7 @@ class InferenceGraph(nn.Module):
 
 
 def example_input(channels: int, min_size: int, batch: int = 2) -> torch.Tensor:
-    """A tracing input: batch 2 and a non-square size, so neither is mistaken for a constant."""
+    """A tracing input: batch 2 and a non-square size of 2 and 3 times the smallest, so that no
+    dimension is mistaken for a constant (torch.export specialises sizes 0 and 1)."""
     gen = torch.Generator().manual_seed(0)
-    return torch.rand(batch, channels, min_size, 2 * min_size, generator=gen) * 2 - 1
+    return torch.rand(batch, channels, 2 * min_size, 3 * min_size, generator=gen) * 2 - 1

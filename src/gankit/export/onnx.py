@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Exporter = Literal["torchscript", "dynamo"]
-DEFAULT_OPSET = 17  # InstanceNormalization, reflect Pad and Dropout(training_mode) all exist
+DEFAULT_OPSET = 17  # reflect Pad, InstanceNormalization, RandomUniformLike; ORT runs it
 
 
 def onnx_bytes(
@@ -44,7 +44,7 @@ def onnx_bytes(
     import onnx
 
     graph = InferenceGraph(model, reverse=contract.reverse,
-                           train_mode=contract.inference_mode == "train")
+                           train_mode=contract.inference_mode == "train", mask_dropout=True)
     example = example_input(contract.in_channels, contract.min_size)
     if exporter == "torchscript":
         proto = _export_torchscript(graph, example, opset)
@@ -68,19 +68,18 @@ def _export_torchscript(
 
     axes = {0: "batch", 2: "height", 3: "width"}
     buffer = io.BytesIO()
-    training = (torch.onnx.TrainingMode.PRESERVE if graph.train_mode
-                else torch.onnx.TrainingMode.EVAL)
     with warnings.catch_warnings():
         # The exporter's notice that it is the legacy one, and tracer notes about constants
         # (the Lab matrices of colorization) that are constants indeed.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", message=".*constant folding.*")
+        # InstanceNorm always uses the statistics of its input, in either mode.
+        warnings.filterwarnings("ignore", message=".*ONNX export mode is set to.*")
+        warnings.filterwarnings("ignore", message=".*Constant folding.*")  # ReflectionPad
         torch.onnx.export(
             graph.set_modes(), (example,), buffer, dynamo=False, opset_version=opset,
             input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes}, training=training,
-            do_constant_folding=not graph.train_mode,
+            dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
         )
     return onnx.load_from_string(buffer.getvalue())
 
