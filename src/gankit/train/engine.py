@@ -3,7 +3,10 @@
 The engine knows nothing about any particular GAN. It asks the model for its optimizers, feeds
 it batches in a deterministic order, steps learning-rate schedules at epoch ends, logs the
 losses ``train_step`` returns, saves sample grids and checkpoints, stops cleanly on Ctrl-C and
-on NaN losses, and resumes exactly from any checkpoint it wrote.
+on NaN losses, and resumes exactly from any checkpoint it wrote. With ``eval_every`` it also
+evaluates the model on held-out data (:mod:`gankit.train.evaluation`), logs the metric and keeps
+the best checkpoint (``best.pt``) beside ``latest.pt``; the best value and its step live in every
+checkpoint, so a resumed run keeps comparing against them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from gankit.atomic import write_bytes_atomic
 from gankit.config import to_dict
 from gankit.data.config import DataConfig
 from gankit.errors import DataError, TrainingDiverged
@@ -28,6 +32,7 @@ from gankit.models.base import GANModel
 from gankit.report.grid import save_grid
 from gankit.train.checkpoint import save_checkpoint
 from gankit.train.config import TrainConfig
+from gankit.train.evaluation import Evaluator
 from gankit.train.logger import RunLogger
 from gankit.train.run_page import write_run_page
 from gankit.train.runtime import rng_state, set_rng_state
@@ -45,6 +50,7 @@ class FitResult:
     interrupted: bool
     losses: dict[str, float] = field(default_factory=dict)
     checkpoint: Path | None = None
+    best: dict[str, Any] | None = None  # {"metric", "value", "step", "epoch"} with eval_every
 
 
 class Trainer:
@@ -77,6 +83,9 @@ class Trainer:
         self.epoch_step = 0
         self.step = 0
         self.epoch_sums: dict[str, float] = {}  # loss sums of this epoch, for the plateau policy
+        # Evaluation state, kept in checkpoints: the best value so far and the last step done.
+        self.best: dict[str, Any] | None = None
+        self.last_eval_step = -1
         model.trained_batch_size = train_cfg.batch_size
         model.data_config = data_cfg  # type: ignore[attr-defined]  (as a loaded model has)
         model.setup_optimizers()
@@ -84,6 +93,7 @@ class Trainer:
         self.schedulers = {k: build_scheduler(o, train_cfg) for k, o in model.optimizers.items()}
         if resume_state is not None:
             self._restore(resume_state)
+        self.evaluator = self._make_evaluator()
         self.logger = RunLogger(
             self.run_dir, tensorboard=train_cfg.tensorboard, resume_step=self.step
         )
@@ -107,6 +117,8 @@ class Trainer:
             "epoch_step": self.epoch_step,
             "step": self.step,
             "epoch_sums": dict(self.epoch_sums),
+            "eval": {"best": dict(self.best) if self.best else {},
+                     "last_step": self.last_eval_step},
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -121,6 +133,9 @@ class Trainer:
         self.epoch_step = state["epoch_step"]
         self.step = state["step"]
         self.epoch_sums = dict(state.get("epoch_sums", {}))
+        evaluation = state.get("eval", {})
+        self.best = dict(evaluation["best"]) if evaluation.get("best") else None
+        self.last_eval_step = int(evaluation.get("last_step", -1))
         set_rng_state(state["rng"])
 
     def save(self, name: str = "latest") -> Path:
@@ -198,11 +213,15 @@ class Trainer:
                     break
                 if self.epoch_step >= self.steps_per_epoch:
                     self._end_epoch()
+            if not interrupted and self.evaluator is not None \
+                    and self.last_eval_step != self.step:
+                self.logger.log(self.step, self.epoch, self.evaluate())  # the final model
             checkpoint = self.save("latest")
         bar.close()
         self.write_page()
         self.logger.close()
-        return FitResult(self.run_dir, self.step, self.epoch, interrupted, losses, checkpoint)
+        return FitResult(self.run_dir, self.step, self.epoch, interrupted, losses, checkpoint,
+                         dict(self.best) if self.best else None)
 
     def _check_finite(self, losses: dict[str, float]) -> None:
         bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
@@ -221,11 +240,15 @@ class Trainer:
             shown = {k: f"{v:.3g}" for k, v in list(losses.items())[:6]}
             shown["img/s"] = f"{rate.per_second:.1f}"
             bar.set_postfix(shown, refresh=False)
+        evaluated = {}
+        if cfg.eval_every and self.step % cfg.eval_every == 0 and self.evaluator is not None:
+            evaluated = self.evaluate()
         if self.step % cfg.log_every == 0 or self.step == 1:
             lr = next(iter(self.model.optimizers.values())).param_groups[0]["lr"]
-            self.logger.log(
-                self.step, self.epoch, {**losses, "lr": lr, "images_per_s": rate.per_second}
-            )
+            self.logger.log(self.step, self.epoch,
+                            {**losses, "lr": lr, "images_per_s": rate.per_second, **evaluated})
+        elif evaluated:
+            self.logger.log(self.step, self.epoch, evaluated)
         if cfg.sample_every and self.step % cfg.sample_every == 0:
             self.save_samples()
             self.write_page()
@@ -245,6 +268,52 @@ class Trainer:
         if self.cfg.save_epoch_every and self.epoch % self.cfg.save_epoch_every == 0:
             self.save(f"epoch_{self.epoch:04d}")
 
+    # --- evaluation -------------------------------------------------------------------------
+    def _make_evaluator(self) -> Evaluator | None:
+        cfg = self.cfg
+        if not cfg.eval_every:
+            return None
+        evaluator = Evaluator(self.model, self.dataset, self.data_cfg, metric=cfg.eval_metric,
+                              images=cfg.eval_images, seed=cfg.seed)
+        if self.best is not None and self.best.get("metric") != evaluator.key:
+            log.warning("the checkpoint's best %s (%.4g at step %d) is not comparable with %s: "
+                        "tracking the best %s from now on", self.best.get("metric"),
+                        self.best.get("value"), self.best.get("step"), evaluator.key,
+                        evaluator.key)
+            self.best = None
+        best_json = self.run_dir / "checkpoints" / "best.json"
+        if self.best is not None and best_json.is_file():
+            on_disk = json.loads(best_json.read_text())
+            if on_disk.get("step", 0) > self.step:
+                log.warning("checkpoints/best.pt is from step %d, after the resumed step %d: "
+                            "the resumed run replaces it at its next best evaluation",
+                            on_disk["step"], self.step)
+        return evaluator
+
+    def evaluate(self) -> dict[str, float]:
+        """Evaluate now; save ``best.pt`` if the metric improved. Returns the logged values."""
+        assert self.evaluator is not None
+        started = time.perf_counter()
+        values = self.evaluator.run()
+        self.last_eval_step = self.step
+        key = self.evaluator.key
+        value = values[key]
+        improved = self.evaluator.better(value, self.best["value"] if self.best else None)
+        if improved:
+            note = "best so far"
+        elif self.best is not None:
+            note = f"best {self.best['value']:.5g} at step {self.best['step']}"
+        else:
+            note = "not a finite value"
+        log.info("step %d: %s = %.5g, %s (%.1f s)", self.step, key, value, note,
+                 time.perf_counter() - started)
+        if improved:
+            self.best = {"metric": key, "value": value, "step": self.step, "epoch": self.epoch}
+            self.save("best")
+            write_bytes_atomic(self.run_dir / "checkpoints" / "best.json",
+                               (json.dumps(self.best, indent=2) + "\n").encode())
+        return values
+
     # --- pictures ---------------------------------------------------------------------------
     def _make_sample_batch(self) -> dict[str, Any]:
         """Up to eight fixed examples of one size (a grid needs equal sizes)."""
@@ -260,7 +329,8 @@ class Trainer:
         return path
 
     def write_page(self) -> None:
-        write_run_page(self.run_dir, self.model.name, self.logger.series(), self.step)
+        write_run_page(self.run_dir, self.model.name, self.logger.series(), self.step,
+                       best=self.best)
 
 
 class RateMeter:
