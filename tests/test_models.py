@@ -145,8 +145,11 @@ def test_visuals_are_image_batches_of_equal_size(name):
 
 @pytest.mark.parametrize("name", gankit.list_models())
 def test_create_every_registered_model(name):
-    model = gankit.create(name)
     cls = get_model_class(name)
+    # a generative model's image shape comes from its data; without data it must be given
+    shape = {"image_size": 28, "channels": 1, "num_classes": 10} \
+        if cls.task == "generation" else {}
+    model = gankit.create(name, **shape)
     assert type(model) is cls and model.name == name
     assert isinstance(model.config, cls.Config)
     assert sum(p.numel() for p in model.parameters()) > 0
@@ -155,7 +158,7 @@ def test_create_every_registered_model(name):
     owned = {id(p) for o in optimizers.values() for g in o.param_groups for p in g["params"]}
     assert owned == {id(p) for p in model.parameters()}  # every weight is trained, once
     with pytest.raises(ConfigError):
-        gankit.create(name, no_such_option=1)
+        gankit.create(name, no_such_option=1, **shape)
 
 
 def test_create_applies_overrides():
@@ -210,3 +213,10 @@ def test_auto_inference_mode_follows_the_training_batch_size():
 def test_objectives_without_a_lipschitz_constraint_are_refused(name, mode):
     with pytest.raises(ConfigError, match=f"--gan-mode {mode}|wgan-gp"):
         gankit.create(name, gan_mode=mode)
+
+
+def test_generative_model_without_data_names_the_missing_shape():
+    with pytest.raises(ConfigError, match="image_size, channels"):
+        gankit.create("gan")
+    with pytest.raises(ConfigError, match="num_classes"):
+        gankit.create("cgan", image_size=28, channels=1)

@@ -79,10 +79,10 @@ def test_unknown_generator_lists_valid_names(bad):
 def test_unknown_discriminator_and_norm():
     with pytest.raises(ConfigError, match="basic, n_layers, pixel"):
         build_discriminator("patch", 3)
-    with pytest.raises(ConfigError, match="batch, instance, none"):
+    with pytest.raises(ConfigError, match="batch, instance, layer, none"):
         build_generator("unet_256", 3, 3, norm="group")
-    with pytest.raises(ConfigError, match="batch, instance, none"):
-        norm_layer("layer", 4)
+    with pytest.raises(ConfigError, match="batch, instance, layer, none"):
+        norm_layer("group", 4)
 
 
 def test_wrong_size_gives_clear_error():

@@ -36,10 +36,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gankit.data.image_io import save_image
+    from gankit.data.image_io import IMAGE_EXTENSIONS, save_image
     from gankit.models.generation import GenerationModel
     from gankit.report.grid import make_grid, save_grid
 
+    out = Path(args.out)
+    if out.suffix.lower() in IMAGE_EXTENSIONS - {".png"}:
+        raise ConfigError(f"--out {out}: grids are written as PNG; name it "
+                          f"{out.with_suffix('.png').name}, or give a folder for one PNG per "
+                          "image")
     model = api.load(args.checkpoint, device=args.device)
     if not isinstance(model, GenerationModel):
         raise ConfigError(f"{args.checkpoint} holds a {model.name} model, which translates "
@@ -60,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
         images = model.sample(args.n, labels, seed=args.seed)
         by_class = model.conditional and labels is None
         nrow = min(10, model.config.num_classes) if by_class else math.ceil(math.sqrt(args.n))
-    out = Path(args.out)
     if out.suffix.lower() == ".png":
         out.parent.mkdir(parents=True, exist_ok=True)
         save_grid(make_grid(images, nrow=args.nrow or nrow), out)

@@ -1,4 +1,4 @@
-"""Download and unpack the public pix2pix and CycleGAN datasets.
+"""Download and unpack the public pix2pix and CycleGAN datasets, MNIST and Fashion-MNIST.
 
 Why not a shell script with ``wget``: downloads of several gigabytes break, so this one resumes
 with HTTP Range requests, checks what it got before unpacking, refuses archives that would write
@@ -9,6 +9,9 @@ Layout on disk, for ``root``::
     root/.partial/NAME.tar.gz.part   while downloading (kept on failure; the next call resumes)
     root/.partial/NAME.tar.gz        a complete download, also where a manual download goes
     root/NAME/                       the unpacked dataset, with a marker file once complete
+
+Datasets made of several plain files (MNIST's four ``.gz`` idx files) download each file to
+``root/.partial/NAME/FILE`` and are placed in ``root/NAME/`` as they are, not unpacked.
 
 Names: "maps" is the pix2pix maps set (aligned A|B images); the CycleGAN version of the same
 photos (trainA/trainB folders) is called "maps_cyclegan" ("cyclegan/maps" is accepted too).
@@ -54,6 +57,22 @@ _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
 _PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{}.tar.gz"
 _CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{}.zip"
+# The canonical idx files (the same bytes as LeCun's original site, whose downloads now need a
+# login) and their md5s, as torchvision checks them.
+_MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/{}"
+_FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{}"
+_MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+_FASHION_MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
 
 
 @dataclass(frozen=True)
@@ -80,7 +99,7 @@ class DatasetInfo:
 
     name: str
     url: str | None
-    kind: str  # "pix2pix" | "cyclegan" (later: "mnist", ...)
+    kind: str  # "pix2pix" | "cyclegan" | "mnist" (idx files, for the generative models)
     layout: str  # as DataConfig.layout: "aligned", "unaligned", or "files"
     size_mb: float  # approximate download size, for the user and the free-space check
     description: str
@@ -133,6 +152,21 @@ def _cyclegan(
     )
 
 
+def _idx_files(name: str, url: str, md5s: dict[str, str], size_mb: float,
+               description: str) -> DatasetInfo:
+    """An MNIST-style dataset: four gzipped idx files, placed in ``root/NAME`` as they are
+    (``gankit train dcgan --data datasets/mnist`` reads them directly)."""
+    return DatasetInfo(
+        name=name,
+        url=None,
+        kind="mnist",
+        layout="files",
+        size_mb=size_mb,
+        description=description,
+        files=tuple(RemoteFile(url.format(file), md5=md5) for file, md5 in md5s.items()),
+    )
+
+
 _CITYSCAPES_HELP = (
     "The Cityscapes dataset cannot be downloaded automatically because of its licence.\n"
     "1. Register at https://www.cityscapes-dataset.com and download gtFine_trainvaltest.zip "
@@ -179,6 +213,10 @@ DATASETS: dict[str, DatasetInfo] = {
             "a few photos to try pretrained style-transfer models on",
             expected=(),
         ),
+        _idx_files("mnist", _MNIST_URL, _MNIST_MD5, 12,
+                   "70k handwritten digits 0-9, 28x28 gray, with labels (idx files)"),
+        _idx_files("fashion-mnist", _FASHION_MNIST_URL, _FASHION_MNIST_MD5, 31,
+                   "70k Zalando clothing images in 10 classes, 28x28 gray (idx files)"),
     )
 }
 

@@ -15,6 +15,7 @@ Items are ``{"image": (C, H, W) in [-1, 1], "index": int}`` plus ``"label"`` for
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from torch.utils.data import Dataset
 
 from gankit.data.config import DataConfig
 from gankit.data.datasets import parse_key
+from gankit.data.download import MARKER
 from gankit.data.idx import read_idx
 from gankit.data.image_io import array_to_tensor, convert_channels, load_array, scale_array
 from gankit.data.layouts import list_images, phase_base
@@ -37,6 +39,10 @@ from gankit.errors import DataError
 log = logging.getLogger(__name__)
 
 IDX_PHASES = {"train": "train", "test": "t10k", "t10k": "t10k"}
+IDX_CLASS_NAMES = {
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"],
+}
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 _CROP_HINT = "--preprocess resize_and_crop --load-size N --crop-size N"
 
@@ -174,17 +180,29 @@ def _idx_set(path: Path, cfg: DataConfig, channels: int, transform: JointTransfo
                             f"in {path}; the two files do not belong together")
     else:
         log.warning("no labels file beside %s: the images are unlabelled", path)
+    # the classes of the whole file, so that --max-items keeps the model's class count
+    names = _idx_class_names(path.parent, int(labels.max()) + 1) if labels is not None else []
     n = cfg.max_items
     images = images[:n, :, :, None]
     labels = None if labels is None else labels[:n]
     if channels not in (0, 1):
         images = np.repeat(images, channels, axis=3) if channels == 3 else \
             _unsupported_channels(channels)
-    names = [str(i) for i in range(int(labels.max()) + 1)] if labels is not None else []
     dataset = ArrayImageSet(images, labels, names, transform, str(path))
     w, h = transform.output_size(images.shape[2], images.shape[1], path)
     dataset.info = _info(images.shape[3], w, h, names, path)
     return dataset
+
+
+def _idx_class_names(folder: Path, count: int) -> list[str]:
+    """Class names of a dataset that ``gankit data download`` put in ``folder`` (Fashion-MNIST's
+    clothing names), else the class numbers."""
+    try:
+        name = json.loads((folder / MARKER).read_text()).get("name")
+    except (OSError, ValueError, AttributeError):
+        name = None
+    known = IDX_CLASS_NAMES.get(name or "", [])
+    return list(known) if len(known) == count else [str(i) for i in range(count)]
 
 
 def _unsupported_channels(channels: int) -> np.ndarray:
@@ -216,6 +234,9 @@ def _folder_set(root: Path, cfg: DataConfig, channels: int, transform: JointTran
     paths = [p for p, k in zip(paths, keep_mask, strict=True) if k]
     if labels is not None:
         labels = labels[np.asarray(keep_mask, bool)]
+    if not paths:
+        raise DataError(f"none of the images in {base} can be read (--skip-bad-files left them "
+                        "all out); replace them or point --data at another folder")
     out_sizes = {transform.output_size(*sizes[p], p) for p in paths}
     if len(out_sizes) > 1:
         examples = _examples(paths, lambda p: transform.output_size(*sizes[p], p))

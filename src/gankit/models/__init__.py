@@ -1,3 +1,18 @@
 """Every model file is imported here so that its ``@register_model`` runs."""
 
-from gankit.models import colorization, cyclegan, gan, pix2pix  # noqa: F401
+from gankit.models import (  # noqa: F401
+    aae,
+    acgan,
+    bgan,
+    cgan,
+    colorization,
+    cyclegan,
+    dcgan,
+    dragan,
+    gan,
+    lsgan,
+    pix2pix,
+    sgan,
+    wgan,
+    wgan_gp,
+)

@@ -1,0 +1,83 @@
+"""DCGAN (Radford et al. 2015): convolutional G and D with batch norm, the non-saturating loss.
+
+The paper's recipe: G projects z and doubles the feature map with fractionally-strided
+convolutions (batch norm and ReLU, tanh at the output); D mirrors it with strided convolutions
+(LeakyReLU 0.2, batch norm on every layer but the first); weights from N(0, 0.02); Adam with
+learning rate 2e-4 and beta1 0.5; mini-batches of 128. Batch norm keeps PyTorch's default eps
+(the popular one-file scripts pass 0.8 by accident). D returns logits; the loss applies the
+sigmoid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from gankit.config import option
+from gankit.losses import AdversarialLoss
+from gankit.models.base import adam
+from gankit.models.generation import GenerationConfig, GenerationModel
+from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
+from gankit.nn.init import init_weights
+from gankit.registry import register_model
+
+
+@dataclass
+class DCGANConfig(GenerationConfig):
+    ngf: int = option(64, "G's width at full resolution (doubled at each halving)", min=1)
+    ndf: int = option(64, "D's width at its first layer (doubled at each halving)", min=1)
+    lr: float = option(2e-4, "Adam learning rate of G and D (the paper's 0.0002)", min=0.0)
+    beta1: float = option(0.5, "Adam beta1 (the paper lowered it from 0.9 to 0.5)", min=0.0)
+    beta2: float = option(0.999, "Adam beta2", min=0.0)
+
+
+@register_model
+class DCGAN(GenerationModel):
+    name = "dcgan"
+    Config = DCGANConfig
+    train_defaults: ClassVar[dict[str, Any]] = {
+        **GenerationModel.train_defaults, "batch_size": 128}  # the paper's mini-batch size
+
+    def __init__(self, config: DCGANConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.G = DCGANGenerator(c.latent_dim, c.channels, c.image_size, c.ngf, norm="batch")
+        self.D = DCGANDiscriminator(c.channels, c.image_size, c.ndf, norm="batch")
+        init_weights(self.G, "normal", 0.02)
+        init_weights(self.D, "normal", 0.02)
+        self.adversarial = AdversarialLoss("vanilla")
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.G(z)
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        betas = (c.beta1, c.beta2)
+        return {"G": adam(self.G.parameters(), c.lr, betas),
+                "D": adam(self.D.parameters(), c.lr, betas)}
+
+    # The objective; LSGAN replaces these two.
+    def d_loss(self, real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
+        return self.adversarial.d_loss(real_pred, fake_pred)
+
+    def g_loss(self, fake_pred: torch.Tensor) -> torch.Tensor:
+        # non-saturating: maximise log D(G(z)) rather than minimise log(1 - D(G(z)))
+        return self.adversarial.g_loss(fake_pred)
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        real = batch["image"]
+        z = self.noise(real.shape[0])
+        with self.autocast():
+            fake = self.G(z)
+            # real and fake in separate batches, so each gets its own batch-norm statistics
+            loss_d = self.d_loss(self.D(real), self.D(fake.detach()))
+        self.optimize("D", loss_d)
+
+        self.set_requires_grad(self.D, False)
+        with self.autocast():
+            loss_g = self.g_loss(self.D(fake))
+        self.optimize("G", loss_g)
+        self.set_requires_grad(self.D, True)
+        return {"G": loss_g.detach(), "D": loss_d.detach()}

@@ -1,0 +1,249 @@
+"""SGAN (Odena 2016): a semi-supervised GAN whose discriminator is also a K-class classifier.
+
+The discriminator has K + 1 outputs: the K classes of the data and "fake". As Salimans et al.
+(2016) note, the softmax over K + 1 logits does not change when all of them are shifted, so the
+fake logit is fixed at 0 and the network outputs only the K class logits: the (K + 1)-way
+softmax of ``[l_1 .. l_K, 0]`` is exactly the paper's, with one redundant output removed. Then
+``P(real | x) = sigmoid(logsumexp(l))``.
+
+Only ``labelled`` examples (100 by default, the same number per class, chosen from the data by
+``labelled_seed`` when training starts: ``bind_data``) are used with their labels; every image
+of the data is used without its label. The discriminator's loss per step:
+
+- labelled real images: cross-entropy over the K + 1 classes with the true class;
+- unlabelled real images (the engine's batch; its labels are never read): ``-log(1 - P(fake))``;
+- generated images: cross-entropy with the class "fake", ``-log P(fake)``.
+
+Why the labelled images come from a batch of their own: with 100 labels among 60 000 images, a
+batch of 64 from the whole data would hold a labelled image about every tenth step. As the
+reference implementations of Salimans et al. do, every step instead draws ``labelled_batch``
+images (without repeats) from the labelled subset, which the model holds in memory; the subset
+(indices, images, labels) is part of the checkpoint, so a resumed run and ``gankit.load`` keep
+exactly the same labelled examples.
+
+The generator is unconditional; its loss is the non-saturating ``-log(1 - P(fake | G(z)))``
+(Odena) or feature matching on the discriminator's trunk (Salimans et al., who found it better
+for the classifier over long runs). ``classify`` and ``accuracy`` use the discriminator as the
+classifier (argmax over the K class logits).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from gankit.config import option
+from gankit.errors import ConfigError, DataError
+from gankit.models.base import adam
+from gankit.models.generation import GenerationConfig, GenerationModel
+from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
+from gankit.nn.init import init_weights
+from gankit.registry import register_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SGANConfig(GenerationConfig):
+    labelled: int = option(100, "labelled examples used with their label (the same number per "
+                           "class); every other image is used without its label", min=1)
+    labelled_seed: int = option(0, "seed that picks the labelled examples from the data")
+    labelled_batch: int = option(64, "labelled examples per step, drawn from the labelled subset "
+                                 "(capped at its size)", min=1)
+    ngf: int = option(64, "generator width (DCGAN)", min=1)
+    ndf: int = option(64, "discriminator width (DCGAN)", min=1)
+    norm_g: Literal["batch", "instance", "layer", "none"] = option(
+        "batch", "normalisation in G")
+    norm_d: Literal["batch", "instance", "layer", "none"] = option(
+        "layer", "normalisation in D; per-image (layer) rather than batch norm, so the "
+        "classifier's answer does not depend on which images share its batch")
+    dropout_d: float = option(0.25, "dropout in D (a regulariser of the few-label classifier)",
+                              min=0.0)
+    g_loss: Literal["non_saturating", "feature_matching"] = option(
+        "non_saturating", "generator objective: non_saturating (Odena) or feature_matching "
+        "(Salimans et al. 2016)")
+    lambda_unsup: float = option(1.0, "weight of the unlabelled real/fake terms of D's loss",
+                                 min=0.0)
+    lr: float = option(2e-4, "Adam learning rate of G and D")
+    beta1: float = option(0.5, "Adam beta1")
+    beta2: float = option(0.999, "Adam beta2")
+
+
+def with_fake_logit(logits: torch.Tensor) -> torch.Tensor:
+    """The K + 1 logits ``[l_1 .. l_K, 0]``: class K (the last) is "fake"."""
+    return F.pad(logits, (0, 1))
+
+
+def real_logit(logits: torch.Tensor) -> torch.Tensor:
+    """log P(real) - log P(fake) = logsumexp of the class logits (the fake logit is 0)."""
+    return torch.logsumexp(logits, dim=1)
+
+
+def choose_labelled(labels: np.ndarray, count: int, num_classes: int, seed: int) -> np.ndarray:
+    """``count`` indices, as many per class as possible (the first ``count % K`` classes get one
+    more), drawn without replacement by ``seed``; sorted."""
+    rng = np.random.default_rng(seed)
+    per_class = [count // num_classes + (1 if k < count % num_classes else 0)
+                 for k in range(num_classes)]
+    chosen = []
+    for k, want in enumerate(per_class):
+        members = np.flatnonzero(labels == k)
+        if len(members) < want:
+            log.warning("class %d has %d images, fewer than the %d labelled ones wanted",
+                        k, len(members), want)
+        chosen.append(rng.choice(members, size=min(want, len(members)), replace=False))
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+@register_model
+class SGAN(GenerationModel):
+    name = "sgan"
+    Config = SGANConfig
+    label_use = "some"
+
+    def __init__(self, config: SGANConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.G = DCGANGenerator(c.latent_dim, c.channels, c.image_size, c.ngf, c.norm_g)
+        self.D = DCGANDiscriminator(c.channels, c.image_size, c.ndf, c.norm_d,
+                                    out_features=c.num_classes, dropout=c.dropout_d)
+        init_weights(self.G, "normal", 0.02)
+        init_weights(self.D, "normal", 0.02)
+        # The labelled subset, chosen from the data by bind_data and kept in checkpoints.
+        self.labelled_indices = torch.zeros(0, dtype=torch.long)
+        self.labelled_images = torch.zeros(0, *self.image_shape)
+        self.labelled_labels = torch.zeros(0, dtype=torch.long)
+        self._on_device: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # --- data ---------------------------------------------------------------------------------
+    def bind_data(self, dataset: Any) -> None:
+        """Choose the labelled examples from the training data (balanced, by labelled_seed)."""
+        super().bind_data(dataset)
+        labels = getattr(dataset, "labels", None)
+        if labels is None:
+            labels = [dataset[i].get("label") for i in range(len(dataset))]
+            if any(y is None for y in labels):
+                raise DataError("sgan needs the class of its labelled examples, but the data has "
+                                "no labels; use class sub-folders or MNIST with its labels file")
+        labels = np.asarray(labels, dtype=np.int64)
+        c = self.config
+        if c.labelled > len(labels):
+            raise ConfigError(f"--labelled {c.labelled} is more than the {len(labels)} images "
+                              "of the data; lower it")
+        indices = choose_labelled(labels, c.labelled, c.num_classes, c.labelled_seed)
+        images = torch.stack([dataset[int(i)]["image"] for i in indices]).float()
+        self.set_labelled(indices, images, labels[indices])
+        log.info("sgan: %d labelled examples (%s per class); %d images used without labels",
+                 len(indices), "/".join(str(int((labels[indices] == k).sum()))
+                                        for k in range(c.num_classes)), len(labels))
+
+    def set_labelled(self, indices: Sequence[int] | torch.Tensor, images: torch.Tensor,
+                     labels: Sequence[int] | torch.Tensor) -> None:
+        """Use ``images`` with ``labels`` (dataset ``indices``) as the labelled subset."""
+        labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1)
+        if images.shape[1:] != self.image_shape or len(images) != len(labels):
+            raise ConfigError(f"labelled images {tuple(images.shape)} with {len(labels)} labels "
+                              f"do not fit this model's images {self.image_shape}")
+        if len(labels) and (labels.min() < 0 or labels.max() >= self.config.num_classes):
+            raise DataError("labelled examples have classes outside "
+                            f"0..{self.config.num_classes - 1}")
+        self.labelled_indices = torch.as_tensor(np.asarray(indices), dtype=torch.long).reshape(-1)
+        self.labelled_images = images.detach().float().cpu()
+        self.labelled_labels = labels
+        self._on_device = None
+
+    def extra_state(self) -> dict[str, Any]:
+        return {**super().extra_state(), "labelled_indices": self.labelled_indices,
+                "labelled_images": self.labelled_images, "labelled_labels": self.labelled_labels}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        super().load_extra_state(state)
+        if "labelled_indices" in state:
+            self.set_labelled(state["labelled_indices"], state["labelled_images"],
+                              state["labelled_labels"])
+
+    def _labelled_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random mini-batch of the labelled subset (global RNG: part of the checkpoint)."""
+        n = len(self.labelled_labels)
+        if n == 0:
+            raise ConfigError("sgan has no labelled examples: call model.bind_data(dataset) "
+                              "before training (gankit.train does)")
+        if self._on_device is None or self._on_device[0].device != self.device:
+            self._on_device = (self.labelled_images.to(self.device),
+                               self.labelled_labels.to(self.device))
+        images, labels = self._on_device
+        pick = torch.randperm(n)[:min(n, self.config.labelled_batch)].to(self.device)
+        return images[pick], labels[pick]
+
+    # --- networks -----------------------------------------------------------------------------
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.G(z)
+
+    def class_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The K class logits of D (the fake logit is the constant 0)."""
+        return self.D(images)
+
+    @torch.no_grad()
+    def classify(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        """The class D gives each image (N, C, H, W) in [-1, 1]: argmax over the K classes."""
+        out = []
+        with self.inference(train_mode=False):
+            for start in range(0, len(images), batch_size):
+                part = images[start:start + batch_size].to(self.device)
+                out.append(self.class_logits(part).argmax(dim=1).cpu())
+        return torch.cat(out)
+
+    def accuracy(self, images: torch.Tensor, labels: torch.Tensor | Sequence[int]) -> float:
+        """Share of ``images`` whose class is predicted right."""
+        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+        return float((self.classify(images) == labels).float().mean())
+
+    # --- training -----------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        betas = (c.beta1, c.beta2)
+        return {"G": adam(self.G.parameters(), c.lr, betas),
+                "D": adam(self.D.parameters(), c.lr, betas)}
+
+    def d_losses(self, labelled: torch.Tensor, labels: torch.Tensor, unlabelled: torch.Tensor,
+                 fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The three terms of D's loss (see the module docstring), each a batch mean."""
+        fake_class = torch.full((len(fake),), self.config.num_classes, device=fake.device)
+        return {
+            "D_sup": F.cross_entropy(with_fake_logit(self.D(labelled)), labels),
+            # -log(1 - P(fake)) = softplus(-logsumexp(l))
+            "D_real": F.softplus(-real_logit(self.D(unlabelled))).mean(),
+            "D_fake": F.cross_entropy(with_fake_logit(self.D(fake)), fake_class),
+        }
+
+    def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """Non-saturating ``-log(1 - P(fake | G(z)))``, or feature matching: the squared
+        distance between the mean trunk features of real and generated images."""
+        if self.config.g_loss == "feature_matching":
+            real_features = self.D.features(real).mean(0).detach()
+            return (self.D.features(fake).mean(0) - real_features).pow(2).mean()
+        return F.softplus(-real_logit(self.D(fake))).mean()
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        c = self.config
+        real = batch["image"]  # used without its labels: only the labelled subset's count
+        labelled, labels = self._labelled_batch()
+        z = self.noise(real.shape[0])
+        with self.autocast():
+            fake = self.G(z)
+            d = self.d_losses(labelled, labels, real, fake.detach())
+            loss_d = d["D_sup"] + c.lambda_unsup * (d["D_real"] + d["D_fake"])
+        self.optimize("D", loss_d)
+
+        self.set_requires_grad(self.D, False)
+        with self.autocast():
+            loss_g = self.generator_loss(real, fake)
+        self.optimize("G", loss_g)
+        self.set_requires_grad(self.D, True)
+        return {"G": loss_g.detach(), **{k: v.detach() for k, v in d.items()}}
