@@ -29,7 +29,7 @@ log = logging.getLogger("gankit")
 
 # Commands that live in their own module under gankit.commands: each module has
 # ``add_parser(sub)``, which adds its sub-parser and sets ``func``.
-COMMAND_MODULES: tuple[str, ...] = ("sample",)
+COMMAND_MODULES: tuple[str, ...] = ("sample", "export", "serve", "evaluate")
 
 
 class Parser(argparse.ArgumentParser):
@@ -281,6 +281,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     report = run_demo(Path(args.out), steps=args.steps, device=args.device)
     print(f"\nreport: {report}")
+    print(f"draw with it in your browser: gankit serve {args.out}   (then open "
+          "http://127.0.0.1:8000/)")
     return 0
 
 
