@@ -177,6 +177,11 @@ class Trainer:
             worker_init_fn=_ignore_interrupts,
         )
 
+    def request_stop(self) -> None:
+        """Finish the current step, save and return from :meth:`fit` (what Ctrl-C does; safe to
+        call from another thread, e.g. a timer for a fixed time budget)."""
+        self._stop_requested = True
+
     def _finished(self) -> bool:
         if self.cfg.max_steps is not None and self.step >= self.cfg.max_steps:
             return True
