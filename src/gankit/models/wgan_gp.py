@@ -57,8 +57,9 @@ class WGANGP(WGAN):
             raise ConfigError("wgan_gp's critic cannot use batch norm (the gradient penalty is "
                               "per sample); use --norm-d layer (the paper's choice) or none")
         super().__init__(config)
-        # DCGAN's N(0, 0.02) makes the critic's input gradients ~1e-4, so the penalty would
-        # first spend thousands of steps growing its weights; He init starts near norm 1.
+        # DCGAN's N(0, 0.02) gives a critic without norm input gradients of norm ~0.01, and
+        # the penalty then spends the first thousands of steps growing its weights; He init
+        # starts near norm 1.
         init_weights(self.D, "kaiming")
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
