@@ -23,7 +23,6 @@ from torch import nn
 
 from gankit.config import option
 from gankit.losses import AdversarialLoss
-from gankit.models.base import adam
 from gankit.models.generation import GenerationConfig, GenerationModel
 from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nn.init import init_weights
@@ -82,12 +81,6 @@ class ACGAN(GenerationModel):
             labels = torch.arange(z.shape[0], device=z.device) % self.config.num_classes
         onehot = F.one_hot(labels, self.config.num_classes).to(z.dtype)
         return self.G(torch.cat([z, onehot], dim=1))
-
-    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        c = self.config
-        betas = (c.beta1, c.beta2)
-        return {"G": adam(self.G.parameters(), c.lr, betas),
-                "D": adam(self.D.parameters(), c.lr, betas)}
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         c = self.config

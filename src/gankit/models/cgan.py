@@ -20,7 +20,6 @@ from torch import nn
 
 from gankit.config import option
 from gankit.losses import AdversarialLoss
-from gankit.models.base import adam
 from gankit.models.generation import GenerationConfig, GenerationModel
 from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nn.init import init_weights
@@ -170,12 +169,6 @@ class CGAN(GenerationModel):
         if labels is None:
             labels = torch.arange(z.shape[0], device=z.device) % self.config.num_classes
         return self.G(z, labels)
-
-    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        c = self.config
-        betas = (c.beta1, c.beta2)
-        return {"G": adam(self.G.parameters(), c.lr, betas),
-                "D": adam(self.D.parameters(), c.lr, betas)}
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         real, labels = batch["image"], batch["label"]

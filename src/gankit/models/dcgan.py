@@ -17,7 +17,6 @@ import torch
 
 from gankit.config import option
 from gankit.losses import AdversarialLoss
-from gankit.models.base import adam
 from gankit.models.generation import GenerationConfig, GenerationModel
 from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nn.init import init_weights
@@ -48,15 +47,6 @@ class DCGAN(GenerationModel):
         init_weights(self.G, "normal", 0.02)
         init_weights(self.D, "normal", 0.02)
         self.adversarial = AdversarialLoss("vanilla")
-
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.G(z)
-
-    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        c = self.config
-        betas = (c.beta1, c.beta2)
-        return {"G": adam(self.G.parameters(), c.lr, betas),
-                "D": adam(self.D.parameters(), c.lr, betas)}
 
     # The objective; LSGAN replaces these two.
     def d_loss(self, real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,6 @@ import torch
 
 from gankit.config import option
 from gankit.losses import AdversarialLoss
-from gankit.models.base import adam
 from gankit.models.generation import GenerationConfig, GenerationModel
 from gankit.nn.init import init_weights
 from gankit.nn.mlp import MLP, ImageMLP
@@ -45,15 +44,6 @@ class GAN(GenerationModel):
         init_weights(self.G, "xavier", 1.0)
         init_weights(self.D, "xavier", 1.0)
         self.adversarial = AdversarialLoss("vanilla")
-
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.G(z)
-
-    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        c = self.config
-        betas = (c.beta1, c.beta2)
-        return {"G": adam(self.G.parameters(), c.lr, betas),
-                "D": adam(self.D.parameters(), c.lr, betas)}
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         real = batch["image"]

@@ -20,7 +20,7 @@ import torch
 from gankit.config import option
 from gankit.data.image_sets import ImageSetInfo
 from gankit.errors import ConfigError, DataError
-from gankit.models.base import GANModel
+from gankit.models.base import GANModel, adam
 
 LabelUse = Literal["none", "all", "some"]
 Labels = int | Sequence[int] | torch.Tensor | None
@@ -104,10 +104,19 @@ class GenerationModel(GANModel):
         c = self.config
         return c.channels, c.image_size, c.image_size
 
-    # --- to implement -------------------------------------------------------------------------
+    # --- defaults that most models keep --------------------------------------------------------
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images (N, C, H, W) in [-1, 1] for noise ``z`` (and labels, when conditional)."""
-        raise NotImplementedError
+        """Images (N, C, H, W) in [-1, 1] for noise ``z`` (and labels, when conditional).
+        The default is an unconditional generator network ``self.G``."""
+        return self.G(z)
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Adam for ``self.G`` and ``self.D`` with the config's ``lr``, ``beta1`` and ``beta2``
+        (DCGAN's choice, kept by most papers since)."""
+        c = self.config
+        betas = (c.beta1, c.beta2)
+        return {"G": adam(self.G.parameters(), c.lr, betas),
+                "D": adam(self.D.parameters(), c.lr, betas)}
 
     # --- provided -----------------------------------------------------------------------------
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -40,7 +40,6 @@ from torch.nn import functional as F
 
 from gankit.config import option
 from gankit.errors import ConfigError, DataError
-from gankit.models.base import adam
 from gankit.models.generation import GenerationConfig, GenerationModel
 from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nn.init import init_weights
@@ -182,9 +181,6 @@ class SGAN(GenerationModel):
         return images[pick], labels[pick]
 
     # --- networks -----------------------------------------------------------------------------
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.G(z)
-
     def class_logits(self, images: torch.Tensor) -> torch.Tensor:
         """The K class logits of D (the fake logit is the constant 0)."""
         return self.D(images)
@@ -205,12 +201,6 @@ class SGAN(GenerationModel):
         return float((self.classify(images) == labels).float().mean())
 
     # --- training -----------------------------------------------------------------------------
-    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        c = self.config
-        betas = (c.beta1, c.beta2)
-        return {"G": adam(self.G.parameters(), c.lr, betas),
-                "D": adam(self.D.parameters(), c.lr, betas)}
-
     def d_losses(self, labelled: torch.Tensor, labels: torch.Tensor, unlabelled: torch.Tensor,
                  fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """The three terms of D's loss (see the module docstring), each a batch mean."""

@@ -61,9 +61,6 @@ class WGAN(GenerationModel):
         init_weights(self.D, "normal", 0.02)
         self.adversarial = AdversarialLoss("wgan")
 
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.G(z)
-
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         lr = self.config.lr
         return {"G": torch.optim.RMSprop(self.G.parameters(), lr=lr),

@@ -23,8 +23,7 @@ import torch
 from gankit.config import option
 from gankit.errors import ConfigError
 from gankit.losses import gradient_penalty
-from gankit.models.base import adam
-from gankit.models.generation import GenerationConfig
+from gankit.models.generation import GenerationConfig, GenerationModel
 from gankit.models.wgan import WGAN
 from gankit.nn.init import init_weights
 from gankit.registry import register_model
@@ -63,10 +62,7 @@ class WGANGP(WGAN):
         init_weights(self.D, "kaiming")
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        c = self.config
-        betas = (c.beta1, c.beta2)
-        return {"G": adam(self.G.parameters(), c.lr, betas),
-                "D": adam(self.D.parameters(), c.lr, betas)}
+        return GenerationModel.configure_optimizers(self)  # Adam, not WGAN's RMSprop
 
     def critic_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
         # gradient_penalty detaches both sides and interpolates per sample
