@@ -24,12 +24,9 @@ processes put on a shared machine). Results go to the marked section of ``docs/b
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -38,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from benchmark_report import machine_info, machine_table, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DOC = REPO / "docs" / "benchmarks.md"
@@ -149,32 +148,9 @@ def table(rows: list[Row], batch: int, net: float) -> str:
     return "\n".join(lines)
 
 
-def machine_info() -> dict[str, str]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                                capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=REPO,
-                               capture_output=True, text=True).stdout.strip()
-        commit += " (src/ has uncommitted changes)" if dirty else ""
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {"date (UTC)": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-            "CPU": f"{cpu}, {os.cpu_count()} logical cores",
-            "torch threads": str(torch.get_num_threads()), "torch": torch.__version__,
-            "Python": platform.python_version(), "gankit commit": commit}
-
-
 def render(rows: list[Row], net: float, args: argparse.Namespace, command: str,
            load: str) -> str:
-    machine = "\n".join(f"| {k} | {v} |" for k, v in machine_info().items())
+    machine = machine_table(machine_info())
     raw = "\n".join(f"- {r.protocol}: gankit " + " ".join(f"{t:.2f}" for t in r.gankit)
                     + "; baseline " + " ".join(f"{t:.2f}" for t in r.baseline) for r in rows)
     return f"""{BEGIN}
@@ -184,8 +160,6 @@ Written by `benchmarks/fid_throughput.py`; every run overwrites this section onl
 
 Command: `{command}`
 
-| machine | |
-|---|---|
 {machine}
 
 Timing: batches of {args.batch_size} {args.data} images of 64x64, {args.warmup} warm-up and
@@ -212,17 +186,6 @@ in order:
 
 {raw}
 {END}"""
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace this script's marked section of ``path``, keeping everything else."""
-    text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    start, end = text.find(BEGIN), text.find(END)
-    if start != -1 and end > start:
-        text = text[:start] + section.strip() + text[end + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + section.strip() + "\n"
-    path.write_text(text if text.endswith("\n") else text + "\n")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -252,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     load = f"{before} / {os.getloadavg()[0]:.2f}"
     print(table(rows, args.batch_size, net))
     if not args.no_write:
-        write_section(args.output, render(rows, net, args, command.strip(), load))
+        write_section(args.output, render(rows, net, args, command.strip(), load), BEGIN,
+                      END)
         print(f"wrote {args.output}")
     return 0
 

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import io
 import os
-import platform
 import shlex
 import socket
 import statistics
@@ -42,6 +40,8 @@ import httpx
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+
+from benchmark_report import machine_info, machine_table, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DOC = REPO / "docs" / "benchmarks.md"
@@ -188,37 +188,15 @@ async def run_level(url: str, level: Level, payload: bytes, seconds: float,
 
 
 # --- report ------------------------------------------------------------------------------------
-def machine_info() -> dict[str, str]:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+def serving_machine_info() -> dict[str, str]:
     import onnxruntime
 
     import gankit
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, cwd=REPO).stdout.strip() or "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "src"], capture_output=True,
-                               text=True, cwd=REPO).stdout.strip()
-        commit += " (src/ has uncommitted changes)" if dirty else ""
-    except OSError:
-        commit = "unknown"
-    return {
-        "date (UTC)": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-        "CPU": f"{cpu}, {os.cpu_count()} logical cores",
-        "inference threads": str(torch.get_num_threads()),
-        "torch / onnxruntime": f"{torch.__version__} / {onnxruntime.__version__}",
-        "Python": platform.python_version(),
-        "gankit commit": commit,
-        "gankit": gankit.__version__,
-    }
+    info = machine_info()
+    info["torch"] += f" / onnxruntime {onnxruntime.__version__}"
+    info["gankit"] = gankit.__version__
+    return info
 
 
 def results_table(levels: list[Level], direct: dict[str, dict[str, float]]) -> str:
@@ -247,7 +225,7 @@ def results_table(levels: list[Level], direct: dict[str, dict[str, float]]) -> s
 def render_section(info: dict[str, str], command: str, settings: str, generator: str,
                    params: int, levels: list[Level], direct: dict[str, dict[str, float]],
                    load: str) -> str:
-    machine = "\n".join(f"| {k} | {v} |" for k, v in info.items())
+    machine = machine_table(info)
     loads = [float(v) for v in load.split(" / ")]
     busy = ""
     if max(loads) > (os.cpu_count() or 1):
@@ -264,8 +242,6 @@ Written by `benchmarks/serve_load.py`; every run overwrites this section only.
 
 Command: `{command}`
 
-| machine | |
-|---|---|
 {machine}
 
 Model: pix2pix `{generator}` (ngf 64, {params / 1e6:.1f} M generator parameters, untrained
@@ -284,22 +260,6 @@ gains (above 1). **vs batching off** compares the same backend and client count 
 `--max-batch 1`. **mean batch** is the mean of the `X-Gankit-Batch-Size` response header: how
 many requests shared a forward pass. The server and the clients share the machine's cores.{busy}
 {END}"""
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace this script's marked section of ``path``, keeping everything else."""
-    if path.is_file():
-        text = path.read_text()
-    else:
-        text = ("# Benchmarks\n\nNumbers written by the scripts in `benchmarks/`; each script "
-                "owns one marked section.\n")
-    start, end = text.find(BEGIN), text.find(END)
-    if start != -1 and end > start:
-        text = text[:start] + section.strip() + text[end + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + section.strip() + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text if text.endswith("\n") else text + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
-    info = machine_info()
+    info = serving_machine_info()
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     payload = drawing_png()
@@ -364,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = (f"{args.warmup:g} s warm-up then {args.seconds:g} s measured per level, "
                     f"closed-loop clients; {elapsed:.0f} s in all")
         write_section(output, render_section(info, command, settings, args.generator, params,
-                                             levels, direct, load))
+                                             levels, direct, load), BEGIN, END)
         log(f"wrote the serve_load section of {output}")
     return 0
 

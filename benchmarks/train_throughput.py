@@ -27,10 +27,8 @@ Run ``python benchmarks/train_throughput.py --help`` for the options.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import resource
 import shlex
 import statistics
@@ -50,9 +48,11 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
+from benchmark_report import machine_info, machine_table, write_section
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DOC = REPO / "docs" / "benchmarks.md"
-FACADES = Path("/work/shared/data/facades/pairs")
+FACADES = REPO.parent / "shared" / "data" / "facades" / "pairs"
 BEGIN = "<!-- train_throughput:begin -->"
 END = "<!-- train_throughput:end -->"
 VIRTUAL_LENGTH = 10_000  # dataset length seen by the Trainer: no epoch ends inside a benchmark
@@ -564,41 +564,6 @@ def measure_memory(cfg: BenchConfig, device: torch.device, variant: Variant | No
 
 
 # --- report ------------------------------------------------------------------------------------
-def machine_info(device: torch.device) -> dict[str, str]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "date (UTC)": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-        "CPU": f"{cpu}, {os.cpu_count()} logical cores",
-        "torch threads": str(torch.get_num_threads()),
-        "torch": torch.__version__,
-        "Python": platform.python_version(),
-        "OS": platform.platform(),
-        "gankit commit": _git_commit(),
-    }
-    if device.type == "cuda":
-        info["GPU"] = torch.cuda.get_device_name(device)
-        info["CUDA"] = str(torch.version.cuda)
-    return info
-
-
-def _git_commit() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=REPO,
-                               capture_output=True, text=True).stdout.strip()
-        return rev + (" (src/ has uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def format_memory(mem: dict[str, float], device: torch.device) -> str:
     if not mem:
         return "-"
@@ -657,7 +622,7 @@ def raw_times(results: list[ConfigResult]) -> str:
 def render_section(info: dict[str, str], device: torch.device, command: str, settings: str,
                    results: list[ConfigResult], workers: int, load: str,
                    memory_steps: int | None) -> str:
-    machine = "\n".join(f"| {k} | {v} |" for k, v in info.items())
+    machine = machine_table(info)
     if memory_steps is None:
         memory = "Peak memory was not measured (--no-memory)."
     else:
@@ -676,8 +641,6 @@ Written by `benchmarks/train_throughput.py`; every run overwrites this section o
 
 Command: `{command}`
 
-| machine | |
-|---|---|
 {machine}
 
 Timing: {settings}. Load average (1 min) before / after: {load}.
@@ -751,22 +714,6 @@ step, so it is the training state: gradients, Adam moments and activations), and
 `torch.cuda.max_memory_allocated` on CUDA.
 {END}
 """
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace this script's marked section of ``path``, keeping everything else."""
-    if path.is_file():
-        text = path.read_text()
-    else:
-        text = ("# Benchmarks\n\nNumbers written by the scripts in `benchmarks/`; each script "
-                "owns one marked section.\n")
-    start, end = text.find(BEGIN), text.find(END)
-    if start != -1 and end > start:
-        text = text[:start] + section.strip() + text[end + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + section.strip() + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text if text.endswith("\n") else text + "\n")
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -868,7 +815,7 @@ def main(argv: list[str] | None = None) -> int:
         section = render_section(info, device, command, settings, results,
                                  _default_workers(), load,
                                  None if args.no_memory else args.memory_steps)
-        write_section(output, section)
+        write_section(output, section, BEGIN, END)
         print(f"wrote {output}")
     return 0
 
