@@ -1,10 +1,11 @@
 """A small MNIST classifier, trained once per test session, that judges generated digits.
 
-It learns from the second half of the real MNIST test set (images 5000..9999); generative
-models in the tests train on the first half, so the judge never saw their training images.
-Besides labels and confidences it gives a Fréchet distance in its own feature space (the FID
-idea with a digit classifier instead of Inception), which separates digits from noise and
-punishes missing classes.
+It learns from images 5000..8999 of the real MNIST test set; generative models in the tests
+train on images 0..4999, so the judge never saw their training images. Besides labels and
+confidences it gives a Fréchet distance in its own feature space (the FID idea with a digit
+classifier instead of Inception) to images 9000..9999, which neither the judge nor the models
+trained on: it separates digits from noise, punishes missing classes, and does not reward a
+generator for copying its training images.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from torch.nn import functional as F
 
 from gankit.data.idx import read_idx
 
-JUDGE_SPLIT = 5000  # models train on [0, 5000); the judge on [5000, 10000)
+JUDGE_SPLIT = 5000  # models train on [0, 5000); the judge on [5000, 9000)
+REFERENCE = slice(9000, 10000)  # the distance's real digits: seen by no one
 
 
 def mnist_arrays(shared: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,13 +55,13 @@ class Verdict:
     accuracy_vs: float | None  # share classified as the requested labels (when given)
     confident: float  # share of images with max probability above 0.9
     classes: int  # classes that at least 3% of the images fall into
-    distance: float  # Fréchet distance to real held-out digits in the judge's feature space
+    distance: float  # Fréchet distance to unseen real digits in the judge's feature space
 
 
 class MnistJudge:
     def __init__(self, shared: Path, seed: int = 0, epochs: int = 4) -> None:
         x, y = mnist_arrays(shared)
-        self.real = x[:JUDGE_SPLIT]
+        self.reference = x[REFERENCE]
         x, y = x[JUDGE_SPLIT:], y[JUDGE_SPLIT:]
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
@@ -79,7 +81,7 @@ class MnistJudge:
                 opt.step()
         self.net.eval()
         self.accuracy = float((self.predict(self.val_x)[0] == self.val_y).float().mean())
-        self._real_stats = self._stats(self.real[:2000])
+        self._real_stats = self._stats(self.reference)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -392,9 +392,9 @@ def test_learns_mnist_digits(name, shared_data, mnist_judge, tmp_path):
     print(f"\n{name} {steps} steps: distance {untrained.distance:.0f} -> {trained.distance:.1f}"
           f", confident {trained.confident:.2f}, classes {trained.classes}, confident "
           f"classes {confident}")
-    # measured over seeds 0-3: the MLP gan ends at 0.24-0.30 of its untrained distance, the
-    # convolutional models at 0.07-0.12
-    assert trained.distance < (0.4 if name == "gan" else 0.25) * untrained.distance
+    # measured over seeds 0-3: the MLP gan ends at 0.33-0.37 of its untrained distance, the
+    # convolutional models at 0.09-0.15
+    assert trained.distance < (0.5 if name == "gan" else 0.25) * untrained.distance
     assert trained.classes >= 6  # measured 7-10 over seeds; a collapsed G: 1-3
     assert trained.confident >= 0.05 and confident >= 4  # noise: 1, untrained: 0
     if name.startswith("wgan"):
