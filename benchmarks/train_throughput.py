@@ -383,7 +383,7 @@ class GankitRunner:
             "batch_size": cfg.batch, "crop_size": cfg.size, "load_size": cfg.size,
             "preprocess": "none", "device": str(device),
             "precision": variant.precision, "channels_last": variant.channels_last,
-            "seed": 0, "max_steps": 0,
+            "seed": 0, "max_steps": 1,  # run() sets the real limit
             # sample grids, loss logging, checkpoints and the progress bar off
             "sample_every": 0, "save_latest_every": 0, "save_epoch_every": 0,
             "log_every": 10**9, "progress": False,
