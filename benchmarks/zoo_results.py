@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import platform
 import sys
 import tempfile
 import threading
@@ -39,6 +38,7 @@ from gankit.models.generation import GenerationModel  # noqa: E402
 from gankit.registry import get_model_class  # noqa: E402
 from gankit.report.grid import make_grid, save_grid  # noqa: E402
 
+from benchmark_report import cpu_name  # noqa: E402
 from mnist_judge import JUDGE_SPLIT, MnistJudge, mnist_arrays  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
@@ -164,11 +164,12 @@ def write_page(rows: list[Row], real: Any, args: argparse.Namespace) -> None:
         "# The GAN zoo on MNIST",
         "",
         f"Every model trained for **{args.seconds:.0f} s** of wall-clock time on "
-        f"{args.threads} CPU thread(s) ({platform.processor() or platform.machine()}), on the "
-        f"first {JUDGE_SPLIT} digits of the real MNIST test set, with the settings in "
-        "`benchmarks/zoo_results.py` (the papers' objectives and optimizers; network widths "
-        "sized for a CPU). Regenerate with `.venv/bin/python benchmarks/zoo_results.py`; "
-        f"written {dt.date.today().isoformat()}.",
+        f"{args.threads} CPU thread(s) ({cpu_name()}), on the first {JUDGE_SPLIT} digits of "
+        "the real MNIST test set, with the settings in `benchmarks/zoo_results.py` (the "
+        "papers' objectives and optimizers; network widths sized for a CPU). The budget is "
+        "wall-clock time, so the step counts (in the table) vary with the machine and with "
+        "what else runs on it. Regenerate with `.venv/bin/python benchmarks/zoo_results.py "
+        f"--threads {args.threads}`; written {dt.date.today().isoformat()}.",
         "",
         "The judge is a small digit classifier trained in the same run on digits the models never "
         "see. *Distance* is the Fréchet distance between samples and 1000 real digits that "
