@@ -73,8 +73,12 @@ class FeatureExtractor:
     # --- the network ------------------------------------------------------------------------
     def forward(self, batch: torch.Tensor) -> np.ndarray:
         """Prepared (N, 3, 299, 299) network input -> (N, 2048) float32 features."""
+        # channels-last input: the convolutions run 10-20% faster on CPU (oneDNN), features
+        # equal to 1e-5 (benchmarks/fid_throughput.py)
+        batch = batch.to(self.device, non_blocking=True).contiguous(
+            memory_format=torch.channels_last)
         with torch.inference_mode(), _exact_float32(self.device):
-            out = self.net(batch.to(self.device, non_blocking=True))
+            out = self.net(batch)
         return out.reshape(out.shape[0], -1).float().cpu().numpy()
 
     # --- inputs -----------------------------------------------------------------------------
