@@ -12,13 +12,13 @@ way it is exact and finite for any logit, where the two logs of D's probability 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 
 from gankit.config import option
-from gankit.losses import AdversarialLoss
-from gankit.models.generation import GenerationConfig, GenerationModel
+from gankit.models.alternating import AlternatingGAN
+from gankit.models.generation import GenerationConfig
 from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nn.init import init_weights
 from gankit.registry import register_model
@@ -45,7 +45,7 @@ class BGANConfig(GenerationConfig):
 
 
 @register_model
-class BGAN(GenerationModel):
+class BGAN(AlternatingGAN):
     name = "bgan"
     Config = BGANConfig
 
@@ -56,19 +56,6 @@ class BGAN(GenerationModel):
         self.D = DCGANDiscriminator(c.channels, c.image_size, c.ndf, c.norm_d)
         init_weights(self.G, "normal", 0.02)
         init_weights(self.D, "normal", 0.02)
-        self.adversarial = AdversarialLoss("vanilla")
 
-    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        real = batch["image"]
-        z = self.noise(real.shape[0])
-        with self.autocast():
-            fake = self.G(z)
-            loss_d = self.adversarial.d_loss(self.D(real), self.D(fake.detach()))
-        self.optimize("D", loss_d)
-
-        self.set_requires_grad(self.D, False)
-        with self.autocast():
-            loss_g = boundary_seeking_loss(self.D(fake))
-        self.optimize("G", loss_g)
-        self.set_requires_grad(self.D, True)
-        return {"G": loss_g.detach(), "D": loss_d.detach()}
+    def g_loss(self, fake_pred: torch.Tensor) -> torch.Tensor:
+        return boundary_seeking_loss(fake_pred)

@@ -13,10 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import torch
-
 from gankit.config import option
-from gankit.losses import AdversarialLoss
+from gankit.models.alternating import AlternatingGAN
 from gankit.models.generation import GenerationConfig, GenerationModel
 from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nn.init import init_weights
@@ -33,7 +31,7 @@ class DCGANConfig(GenerationConfig):
 
 
 @register_model
-class DCGAN(GenerationModel):
+class DCGAN(AlternatingGAN):
     name = "dcgan"
     Config = DCGANConfig
     train_defaults: ClassVar[dict[str, Any]] = {
@@ -46,28 +44,3 @@ class DCGAN(GenerationModel):
         self.D = DCGANDiscriminator(c.channels, c.image_size, c.ndf, norm="batch")
         init_weights(self.G, "normal", 0.02)
         init_weights(self.D, "normal", 0.02)
-        self.adversarial = AdversarialLoss("vanilla")
-
-    # The objective; LSGAN replaces these two.
-    def d_loss(self, real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
-        return self.adversarial.d_loss(real_pred, fake_pred)
-
-    def g_loss(self, fake_pred: torch.Tensor) -> torch.Tensor:
-        # non-saturating: maximise log D(G(z)) rather than minimise log(1 - D(G(z)))
-        return self.adversarial.g_loss(fake_pred)
-
-    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        real = batch["image"]
-        z = self.noise(real.shape[0])
-        with self.autocast():
-            fake = self.G(z)
-            # real and fake in separate batches, so each gets its own batch-norm statistics
-            loss_d = self.d_loss(self.D(real), self.D(fake.detach()))
-        self.optimize("D", loss_d)
-
-        self.set_requires_grad(self.D, False)
-        with self.autocast():
-            loss_g = self.g_loss(self.D(fake))
-        self.optimize("G", loss_g)
-        self.set_requires_grad(self.D, True)
-        return {"G": loss_g.detach(), "D": loss_d.detach()}

@@ -10,14 +10,15 @@ fake. The penalty is per sample, so D has no batch norm (layer norm by default).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 
 from gankit.config import option
 from gankit.errors import ConfigError
-from gankit.losses import AdversarialLoss, dragan_penalty
-from gankit.models.generation import GenerationConfig, GenerationModel
+from gankit.losses import dragan_penalty
+from gankit.models.alternating import AlternatingGAN
+from gankit.models.generation import GenerationConfig
 from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nn.init import init_weights
 from gankit.nn.norms import check_norm
@@ -43,7 +44,7 @@ class DRAGANConfig(GenerationConfig):
 
 
 @register_model
-class DRAGAN(GenerationModel):
+class DRAGAN(AlternatingGAN):
     name = "dragan"
     Config = DRAGANConfig
 
@@ -58,22 +59,7 @@ class DRAGAN(GenerationModel):
         self.D = DCGANDiscriminator(c.channels, c.image_size, c.ndf, c.norm_d)
         init_weights(self.G, "normal", 0.02)
         init_weights(self.D, "normal", 0.02)
-        self.adversarial = AdversarialLoss("vanilla")
 
-    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def d_penalty(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
         c = self.config
-        real = batch["image"]
-        z = self.noise(real.shape[0])
-        with self.autocast():
-            fake = self.G(z)
-            loss_adv = self.adversarial.d_loss(self.D(real), self.D(fake.detach()))
-            penalty = dragan_penalty(self.D, real, k=c.dp_k, c=c.dp_c)
-            loss_d = loss_adv + c.lambda_dp * penalty
-        self.optimize("D", loss_d)  # adversarial term and penalty: one backward pass
-
-        self.set_requires_grad(self.D, False)
-        with self.autocast():
-            loss_g = self.adversarial.g_loss(self.D(fake))
-        self.optimize("G", loss_g)
-        self.set_requires_grad(self.D, True)
-        return {"G": loss_g.detach(), "D": loss_adv.detach(), "D_penalty": penalty.detach()}
+        return {"D_penalty": c.lambda_dp * dragan_penalty(self.D, real, k=c.dp_k, c=c.dp_c)}

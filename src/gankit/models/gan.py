@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import torch
 
 from gankit.config import option
-from gankit.losses import AdversarialLoss
-from gankit.models.generation import GenerationConfig, GenerationModel
+from gankit.models.alternating import AlternatingGAN
+from gankit.models.generation import GenerationConfig
 from gankit.nn.init import init_weights
 from gankit.nn.mlp import MLP, ImageMLP
 from gankit.registry import register_model
@@ -29,7 +26,7 @@ class GANConfig(GenerationConfig):
 
 
 @register_model
-class GAN(GenerationModel):
+class GAN(AlternatingGAN):
     name = "gan"
     Config = GANConfig
 
@@ -43,20 +40,3 @@ class GAN(GenerationModel):
                      activation="leaky_relu", dropout=c.dropout_d)
         init_weights(self.G, "xavier", 1.0)
         init_weights(self.D, "xavier", 1.0)
-        self.adversarial = AdversarialLoss("vanilla")
-
-    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        real = batch["image"]
-        z = self.noise(real.shape[0])
-        with self.autocast():
-            fake = self.G(z)
-            loss_d = self.adversarial.d_loss(self.D(real), self.D(fake.detach()))
-        self.optimize("D", loss_d)
-
-        self.set_requires_grad(self.D, False)
-        with self.autocast():
-            # non-saturating: maximise log D(G(z)) rather than minimise log(1 - D(G(z)))
-            loss_g = self.adversarial.g_loss(self.D(fake))
-        self.optimize("G", loss_g)
-        self.set_requires_grad(self.D, True)
-        return {"G": loss_g.detach(), "D": loss_d.detach()}
