@@ -112,24 +112,13 @@ class AAE(GenerationModel):
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.decoder(z)
 
-    @torch.no_grad()
     def encode_images(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """Codes of ``images`` in eval mode, on the CPU."""
-        out = []
-        with self.inference(train_mode=False):
-            for start in range(0, len(images), batch_size):
-                out.append(self.encode(images[start:start + batch_size].to(self.device)).cpu())
-        return torch.cat(out)
+        return self.map_batches(self.encode, images, batch_size)
 
-    @torch.no_grad()
     def reconstruct(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """decode(encode(images)) in eval mode, on the CPU, in [-1, 1]."""
-        out = []
-        with self.inference(train_mode=False):
-            for start in range(0, len(images), batch_size):
-                part = images[start:start + batch_size].to(self.device)
-                out.append(self.decoder(self.encode(part)).float().cpu())
-        return torch.cat(out)
+        return self.map_batches(lambda x: self.decoder(self.encode(x)).float(), images, batch_size)
 
     @torch.no_grad()
     def visuals(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -78,7 +78,7 @@ class ACGAN(GenerationModel):
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if labels is None:
-            labels = torch.arange(z.shape[0], device=z.device) % self.config.num_classes
+            labels = self.classes_in_turn(z.shape[0], z.device)
         onehot = F.one_hot(labels, self.config.num_classes).to(z.dtype)
         return self.G(torch.cat([z, onehot], dim=1))
 

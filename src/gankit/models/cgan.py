@@ -167,7 +167,7 @@ class CGAN(GenerationModel):
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if labels is None:
-            labels = torch.arange(z.shape[0], device=z.device) % self.config.num_classes
+            labels = self.classes_in_turn(z.shape[0], z.device)
         return self.G(z, labels)
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:

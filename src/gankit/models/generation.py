@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -155,6 +155,21 @@ class GenerationModel(GANModel):
             raise ConfigError(f"unknown class {name!r}; this model knows: "
                               f"{', '.join(self.class_names)}") from None
 
+    def classes_in_turn(self, n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Labels 0, 1, ..., K-1, 0, 1, ... for ``n`` images: the default of conditional models."""
+        return torch.arange(n, device=device) % self.config.num_classes
+
+    @torch.no_grad()
+    def map_batches(self, fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+                    batch_size: int = 500) -> torch.Tensor:
+        """``fn`` applied to ``images`` in eval mode, batch by batch on the model's device;
+        the results concatenated on the CPU."""
+        out = []
+        with self.inference(train_mode=False):
+            for start in range(0, len(images), batch_size):
+                out.append(fn(images[start:start + batch_size].to(self.device)).cpu())
+        return torch.cat(out)
+
     def sample(self, n: int, labels: Labels = None, *, seed: int | None = None,
                z: torch.Tensor | None = None, batch_size: int = 256) -> torch.Tensor:
         """``n`` new images (N, C, H, W) in [-1, 1] on the CPU, in eval mode.
@@ -165,7 +180,7 @@ class GenerationModel(GANModel):
         if n < 1:
             raise ConfigError(f"n must be at least 1, not {n}")
         if self.conditional and labels is None:
-            labels = torch.arange(n) % self.config.num_classes
+            labels = self.classes_in_turn(n)
         label_tensor = self.check_labels(labels, n)
         if z is None:
             gen = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -187,7 +202,7 @@ class GenerationModel(GANModel):
         t = torch.linspace(0.0, 1.0, steps)
         z = torch.stack([slerp(a, b, t) for a, b in ends]).reshape(rows * steps, -1)
         if self.conditional:
-            labels = (torch.arange(rows) % self.config.num_classes if labels is None
+            labels = (self.classes_in_turn(rows) if labels is None
                       else torch.as_tensor(labels).reshape(-1).expand(rows))
             labels = labels.repeat_interleave(steps)
         return self.sample(rows * steps, labels, z=z)

@@ -185,15 +185,9 @@ class SGAN(GenerationModel):
         """The K class logits of D (the fake logit is the constant 0)."""
         return self.D(images)
 
-    @torch.no_grad()
     def classify(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """The class D gives each image (N, C, H, W) in [-1, 1]: argmax over the K classes."""
-        out = []
-        with self.inference(train_mode=False):
-            for start in range(0, len(images), batch_size):
-                part = images[start:start + batch_size].to(self.device)
-                out.append(self.class_logits(part).argmax(dim=1).cpu())
-        return torch.cat(out)
+        return self.map_batches(lambda x: self.class_logits(x).argmax(dim=1), images, batch_size)
 
     def accuracy(self, images: torch.Tensor, labels: torch.Tensor | Sequence[int]) -> float:
         """Share of ``images`` whose class is predicted right."""
