@@ -18,6 +18,7 @@ from gankit.recipes import get_recipe
 from gankit.registry import get_model_class
 from gankit.train.checkpoint import find_checkpoint, load_checkpoint
 from gankit.train.config import TrainConfig
+from gankit.train.ema import load_averaged_weights
 from gankit.train.engine import FitResult, Trainer
 from gankit.train.runtime import configure_determinism, pick_device, seed_everything
 
@@ -84,8 +85,14 @@ def create(name: str, **options: Any) -> GANModel:
     return cls(cfgmod.from_dict(cls.Config, options, source=name))
 
 
-def model_from_state(state: dict[str, Any], source: str = "checkpoint") -> GANModel:
-    """Rebuild a model from a checkpoint's config and weights, with no other input."""
+def model_from_state(state: dict[str, Any], source: str = "checkpoint", *,
+                     use_ema: bool = True) -> GANModel:
+    """Rebuild a model from a checkpoint's config and weights, with no other input.
+
+    A run trained with ``--ema`` saved the moving average of its generator(s) beside the live
+    weights; with ``use_ema`` (for inference) the generators get the average and
+    ``model.uses_ema`` is true. Resuming passes False: training continues from the live ones.
+    """
     try:
         cls = get_model_class(state["model"])
     except ConfigError as exc:
@@ -98,6 +105,12 @@ def model_from_state(state: dict[str, Any], source: str = "checkpoint") -> GANMo
             f"{source}: the weights do not fit a {cls.name} model with the saved config "
             f"({str(exc).splitlines()[0][:200]}); the file may be damaged"
         ) from None
+    if use_ema and state.get("ema"):
+        load_averaged_weights(model, state["ema"], source)
+    elif state.get("release", {}).get("ema"):  # a release stores the average as the weights
+        model.ema_info = dict(state["release"]["ema"])
+        log.info("%s: the generator weights are an exponential moving average (decay %g)",
+                 source, model.ema_info.get("decay", 0.0))
     model.load_extra_state(state.get("extra", {}))
     model.trained_batch_size = state.get("train_config", {}).get("batch_size")
     model.data_config = cfgmod.from_dict(  # type: ignore[attr-defined]
@@ -240,7 +253,7 @@ def resume_trainer(run: str | Path, *, model: str | None = None, **train_options
     data_cfg = cfgmod.from_dict(DataConfig, state["data_config"], source=str(ckpt))
     configure_determinism(train_cfg.deterministic)
     device = pick_device(train_cfg.device)
-    net = model_from_state(state, source=str(ckpt)).to(device)
+    net = model_from_state(state, source=str(ckpt), use_ema=False).to(device)
     configs = Configs(type(net), net.config, data_cfg, train_cfg)
     dataset = build_dataset_for(configs, net)  # a generative model checks its data's shape
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent

@@ -256,6 +256,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     state = load_checkpoint(args.checkpoint)
     summary = {k: state.get(k) for k in ("model", "epoch", "step", "format_version")}
     summary.update({k: state.get(k) for k in ("model_config", "data_config", "train_config")})
+    if state.get("ema"):  # trained with --ema: inference (gankit.load) uses the average
+        ema = state["ema"]
+        summary["ema"] = {"decay": ema.get("decay"), "updates": ema.get("updates"),
+                          "networks": sorted(ema.get("networks", {})),
+                          "used_for_inference": True}
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -7,6 +7,10 @@ A release is a folder with two files::
     config.json         model name, model_config, data_config, trained_batch_size, the
                         preprocessing contract of each direction and the gankit version
 
+A checkpoint of a run trained with ``--ema`` is exported with the moving average of its
+generator(s) as their weights (what ``gankit.load`` uses for inference; config.json says so
+under ``"ema"``), the discriminators as they were.
+
 A single ``NAME.safetensors`` file is a release too: the same config JSON is stored in its
 header metadata (key ``gankit_config``), and folder releases carry it there as well. There are
 no optimizer, scheduler or RNG states: a release is for inference and fine-tuning from its
@@ -65,6 +69,8 @@ def release_config(
         "trained_batch_size": model.trained_batch_size,
         "source": source or {},
     }
+    if model.ema_info is not None:  # the generator weights are the run's moving average
+        config["ema"] = dict(model.ema_info)
     contracts = _contracts(model, inference_mode)
     if contracts:
         config["preprocessing"] = contracts

@@ -76,6 +76,9 @@ class AAEConfig(GenerationConfig):
 class AAE(GenerationModel):
     name = "aae"
     Config = AAEConfig
+    # sample() decodes prior codes; reconstruct() and encode_images() also run the encoder,
+    # so both halves of the autoencoder are averaged (the code discriminator is not).
+    generator_names = ("decoder", "encoder")
     train_defaults = {**GenerationModel.train_defaults, "batch_size": 100}  # the paper's
 
     def __init__(self, config: AAEConfig) -> None:

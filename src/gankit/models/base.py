@@ -47,6 +47,10 @@ class GANModel(nn.Module):
     task: ClassVar[Task]
     data_defaults: ClassVar[dict[str, Any]] = {}
     train_defaults: ClassVar[dict[str, Any]] = {}
+    # The networks inference runs to make images (what ``translate``/``generate`` use): the
+    # ones ``--ema`` averages (gankit.train.ema) and ``gankit.load`` fills with the average.
+    # Override it where the generator is not ``self.G`` (CycleGAN: G_A and G_B).
+    generator_names: ClassVar[tuple[str, ...]] = ("G",)
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -57,6 +61,15 @@ class GANModel(nn.Module):
         self.channels_last = False
         # Set by the engine and by checkpoint loading; the "auto" inference mode reads it.
         self.trained_batch_size: int | None = None
+        # Set by checkpoint loading when the generator(s) hold the exponential moving average
+        # of their weights instead of the last ones: {"decay", "updates", "networks"}.
+        self.ema_info: dict[str, Any] | None = None
+
+    @property
+    def uses_ema(self) -> bool:
+        """Whether the generator(s) hold averaged weights (``gankit.load`` of a run trained
+        with ``--ema``)."""
+        return self.ema_info is not None
 
     # --- to implement -------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -94,16 +107,24 @@ class GANModel(nn.Module):
         return self.optimizers
 
     def configure_runtime(self, precision: str = "fp32", channels_last: bool = False) -> None:
-        """Choose mixed precision and memory format; CPU always runs fp32."""
+        """Choose the autocast precision and memory format (resolved by
+        :mod:`gankit.train.acceleration`; fp16 with loss scaling exists on CUDA only)."""
         device = self.device
-        self._precision = precision if device.type == "cuda" else "fp32"
-        self.channels_last = channels_last and device.type == "cuda"
-        if self.channels_last:
+        if precision == "fp16" and device.type != "cuda":
+            raise ValueError("fp16 autocast needs a CUDA device")
+        self._precision = precision
+        self.channels_last = channels_last
+        if channels_last:
             self.to(memory_format=torch.channels_last)
-        use_scaler = self._precision == "fp16"
+        use_scaler = precision == "fp16"
         self._scalers = {
             name: torch.amp.GradScaler("cuda", enabled=use_scaler) for name in self.optimizers
         }
+
+    def double_backward_networks(self) -> set[str]:
+        """Networks whose input gradients are differentiated again (a gradient penalty on a
+        critic). torch.compile cannot do that, so ``--compile`` leaves them eager."""
+        return set()
 
     @property
     def device(self) -> torch.device:

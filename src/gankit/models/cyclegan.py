@@ -40,6 +40,7 @@ class CycleGAN(TranslationModel):
     name = "cyclegan"
     Config = CycleGANConfig
     pairing = "unpaired"
+    generator_names = ("G_A", "G_B")  # translate() runs G_A, or G_B with reverse=True
 
     def __init__(self, config: CycleGANConfig | None = None) -> None:
         config = config or CycleGANConfig()

@@ -60,6 +60,9 @@ class DRAGAN(AlternatingGAN):
         init_weights(self.G, "normal", 0.02)
         init_weights(self.D, "normal", 0.02)
 
+    def double_backward_networks(self) -> set[str]:
+        return {"D"}
+
     def d_penalty(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
         c = self.config
         return {"D_penalty": c.lambda_dp * dragan_penalty(self.D, real, k=c.dp_k, c=c.dp_c)}

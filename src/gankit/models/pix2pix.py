@@ -53,6 +53,9 @@ class Pix2Pix(TranslationModel):
                               "another model with --direction BtoA for the other way")
         return self.G
 
+    def double_backward_networks(self) -> set[str]:
+        return {"D"} if self.config.gan_mode == "wgan-gp" else set()
+
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"G": self.adam(self.G.parameters()), "D": self.adam(self.D.parameters())}
 

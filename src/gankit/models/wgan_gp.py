@@ -64,6 +64,9 @@ class WGANGP(WGAN):
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return GenerationModel.configure_optimizers(self)  # Adam, not WGAN's RMSprop
 
+    def double_backward_networks(self) -> set[str]:
+        return {"D"}
+
     def critic_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
         # gradient_penalty detaches both sides and interpolates per sample
         return self.config.lambda_gp * gradient_penalty(self.D, real, fake.detach())

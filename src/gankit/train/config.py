@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gankit.config import option
+from gankit.errors import ConfigError
 
 
 @dataclass
@@ -24,10 +25,26 @@ class TrainConfig:
     seed: int = option(0, "random seed for weights, data order and augmentation", min=0)
     deterministic: bool = option(False, "deterministic kernels (slower; exact reproducibility)")
     device: str = option("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
-    precision: Literal["fp32", "bf16", "fp16"] = option(
-        "fp32", "mixed precision on GPU (bf16/fp16 autocast); CPU runs in fp32"
+    fast: bool = option(
+        False, "the fastest correct settings for this machine: bf16 autocast where the GPU or "
+        "CPU computes in bf16, channels-last, and TF32 + torch.compile on CUDA; an explicit "
+        "--precision, --channels-last, --compile or --tf32 wins (docs/usage.md)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
+        "auto", "autocast precision: auto = bf16 with --fast where the hardware has bf16 "
+        "instructions, else fp32; bf16 on GPU or CPU; fp16 (with loss scaling) on GPU only"
     )
-    channels_last: bool = option(False, "channels-last memory format (faster on recent GPUs)")
+    channels_last: bool | None = option(
+        None, "channels-last memory format (GPU and CPU); unset: on with --fast")
+    compile: bool | None = option(
+        None, "torch.compile the networks (inductor; the first steps compile for a minute or "
+        "more); unset: on with --fast on CUDA")
+    tf32: bool | None = option(
+        None, "TF32 matmuls and convolutions on Ampere or newer GPUs; unset: on with --fast")
+    cuda_graphs: bool = option(
+        False, "CUDA graphs through torch.compile's reduce-overhead mode (GPU; static shapes)")
+    threads: int | None = option(
+        None, "CPU threads for torch's operations; unset: one per core, or with --fast on a "
+        "CPU the cores no other process keeps busy when training starts", min=1)
     log_every: int = option(50, "write losses to the log every this many steps", min=1)
     sample_every: int = option(500, "save a sample grid every this many steps (0: never)", min=0)
     save_latest_every: int = option(
@@ -47,3 +64,12 @@ class TrainConfig:
         "install 'gankit[metrics]')")
     tensorboard: bool = option(False, "also log to TensorBoard (pip install gankit[tensorboard])")
     progress: bool = option(True, "show a progress bar")
+    ema: float = option(
+        0.0, "keep an exponential moving average of the generator weights with this decay "
+        "(e.g. 0.999; warmed up over the first steps), used for evaluation, sample grids and "
+        "inference from the checkpoint (0: off)", min=0.0)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"ema={self.ema!r}: the EMA decay must be at least 0 and below 1 "
+                              "(0.999 is usual, 0 turns the average off)")

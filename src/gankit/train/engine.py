@@ -11,12 +11,14 @@ checkpoint, so a resumed run keeps comparing against them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +28,14 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from gankit.atomic import write_bytes_atomic
 from gankit.config import to_dict
-from gankit.data.config import DataConfig
+from gankit.data.config import DataConfig, loader_workers
 from gankit.errors import DataError, TrainingDiverged
 from gankit.models.base import GANModel
 from gankit.report.grid import save_grid
+from gankit.train import acceleration
 from gankit.train.checkpoint import save_checkpoint
 from gankit.train.config import TrainConfig
+from gankit.train.ema import GeneratorEMA
 from gankit.train.evaluation import Evaluator
 from gankit.train.logger import RunLogger
 from gankit.train.run_page import write_run_page
@@ -89,8 +93,12 @@ class Trainer:
         model.trained_batch_size = train_cfg.batch_size
         model.data_config = data_cfg  # type: ignore[attr-defined]  (as a loaded model has)
         model.setup_optimizers()
-        model.configure_runtime(train_cfg.precision, train_cfg.channels_last)
+        self.acceleration = acceleration.resolve(train_cfg, model.device)
+        acceleration.apply(self.acceleration, model)
         self.schedulers = {k: build_scheduler(o, train_cfg) for k, o in model.optimizers.items()}
+        # The generator's moving average (--ema): tensors outside the model, so compiling the
+        # networks in place or wrapping them leaves it alone; _restore loads or restarts it.
+        self.ema = GeneratorEMA(model, train_cfg.ema) if train_cfg.ema > 0 else None
         if resume_state is not None:
             self._restore(resume_state)
         self.evaluator = self._make_evaluator()
@@ -99,6 +107,7 @@ class Trainer:
         )
         self._stop_requested = False
         self._sample_batch = self._make_sample_batch()
+        self.step_callbacks: list[Callable[[Trainer, dict[str, float]], None]] = []
 
     # --- state ------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -119,6 +128,7 @@ class Trainer:
             "epoch_sums": dict(self.epoch_sums),
             "eval": {"best": dict(self.best) if self.best else {},
                      "last_step": self.last_eval_step},
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -136,7 +146,28 @@ class Trainer:
         evaluation = state.get("eval", {})
         self.best = dict(evaluation["best"]) if evaluation.get("best") else None
         self.last_eval_step = int(evaluation.get("last_step", -1))
+        self._restore_ema(state.get("ema"))
         set_rng_state(state["rng"])
+
+    def _restore_ema(self, saved: dict[str, Any] | None) -> None:
+        """The checkpoint's average; restarted from the resumed weights if it has none (a run
+        resumed with a new --ema), dropped (with a warning) if --ema is now 0."""
+        if self.ema is None:
+            if saved:
+                log.warning("the checkpoint holds an EMA of the generator, but --ema is 0: the "
+                            "average is not kept from now on")
+        elif saved:
+            self.ema.load_state_dict(saved)
+        else:
+            self.ema.reset(self.model)
+            log.info("the checkpoint has no EMA of the generator: starting one (decay %g) from "
+                     "the resumed weights", self.ema.decay)
+
+    def inference_weights(self) -> contextlib.AbstractContextManager:
+        """The weights evaluation and sample grids use: the generator's EMA when there is one
+        (swapped in for the block, the live weights put back exactly after), else the live
+        ones."""
+        return self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext()
 
     def save(self, name: str = "latest") -> Path:
         path = save_checkpoint(self.state(), self.run_dir / "checkpoints" / f"{name}.pt")
@@ -161,7 +192,7 @@ class Trainer:
             self.epoch,
             start=self.epoch_step * self.cfg.batch_size,
         )
-        workers = self.data_cfg.workers
+        workers = loader_workers(self.data_cfg.workers)
         return DataLoader(
             self.dataset,
             batch_size=self.cfg.batch_size,
@@ -176,6 +207,11 @@ class Trainer:
             collate_fn=collate,
             worker_init_fn=_ignore_interrupts,
         )
+
+    def add_step_callback(self, callback: Callable[[Trainer, dict[str, float]], None]) -> None:
+        """Call ``callback(trainer, losses)`` after every step, once the engine has logged,
+        sampled and saved for it (for timing, custom logging or an early stop)."""
+        self.step_callbacks.append(callback)
 
     def request_stop(self) -> None:
         """Finish the current step, save and return from :meth:`fit` (what Ctrl-C does; safe to
@@ -204,6 +240,8 @@ class Trainer:
                 for batch in self._loader():
                     n_images = _batch_size(batch)
                     losses = _as_floats(self.model.train_step(self.model.to_device(batch)))
+                    if self.ema is not None:
+                        self.ema.update(self.model)
                     self._check_finite(losses)
                     self.step += 1
                     self.epoch_step += 1
@@ -259,6 +297,8 @@ class Trainer:
             self.write_page()
         if cfg.save_latest_every and self.step % cfg.save_latest_every == 0:
             self.save("latest")
+        for callback in self.step_callbacks:
+            callback(self, losses)
 
     def _end_epoch(self) -> None:
         sums = self.epoch_sums
@@ -299,7 +339,8 @@ class Trainer:
         """Evaluate now; save ``best.pt`` if the metric improved. Returns the logged values."""
         assert self.evaluator is not None
         started = time.perf_counter()
-        values = self.evaluator.run()
+        with self.inference_weights():
+            values = self.evaluator.run()
         self.last_eval_step = self.step
         key = self.evaluator.key
         value = values[key]
@@ -327,7 +368,7 @@ class Trainer:
         return default_collate([it for it in items if _shapes(it) == first][:8])
 
     def save_samples(self) -> Path:
-        with self.model.inference():
+        with self.inference_weights(), self.model.inference():
             grid = self.model.sample_grid(self.model.to_device(self._sample_batch))
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
         save_grid(grid, path)
