@@ -5,8 +5,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-import torch
+
+def _machine_is_busy() -> bool:
+    """Other processes hold the cores the tests' two threads need: the 1-minute load average,
+    read before this session computes anything, is over one core's worth above what leaves two
+    cores free (the tail of a test run that just ended, 1-1.5 on 2 cores, does not count)."""
+    return os.getloadavg()[0] > max((os.cpu_count() or 1) - 2, 0) + 1.5
+
+
+# torch threads for every test: two, or one where other processes already keep the machine
+# busy when the session starts. Two threads whose cores other work holds wait for each other at
+# every operation: with one other busy process on 2 cores a training step took 1.2-2.3x as long
+# as with one thread, and with several other torch jobs 5-15x (benchmarks/cpu_threads.py and
+# its section of docs/benchmarks.md); passive OpenMP waiting helped some models and slowed
+# others. GANKIT_TEST_THREADS sets the number by hand.
+TEST_THREADS = int(os.environ.get("GANKIT_TEST_THREADS", "1" if _machine_is_busy() else "2"))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GANKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -22,7 +38,7 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True)
 def _few_threads():
-    torch.set_num_threads(2)
+    torch.set_num_threads(TEST_THREADS)
     yield
 
 
@@ -60,7 +76,7 @@ def mnist_judge(shared_data: Path):
     tests/mnist_judge.py); generative models in tests train on images 0..4999."""
     from mnist_judge import MnistJudge
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(TEST_THREADS)
     judge = MnistJudge(shared_data)
     assert judge.accuracy > 0.95, f"the judge itself is weak ({judge.accuracy:.3f})"
     return judge

@@ -20,7 +20,7 @@ from gankit.metrics import FeatureExtractor, FeatureStats, fid_from_stats, refer
 from gankit.metrics.compare import feature_stats
 from gankit.metrics.resize import SIZE, prepare, quantize, resize_clean
 
-from conftest import emoji_names
+from conftest import TEST_THREADS, emoji_names
 
 N = 12
 N_DEGRADED = 8
@@ -28,7 +28,7 @@ N_DEGRADED = 8
 
 @pytest.fixture(scope="module")
 def extractor() -> FeatureExtractor:
-    torch.set_num_threads(2)
+    torch.set_num_threads(TEST_THREADS)
     return FeatureExtractor(device="cpu", batch_size=N)
 
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import copy
 import csv
-import subprocess
-import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from PIL import Image
 
 import gankit
 from gankit.api import resume_trainer
+from gankit.cli import main as cli_main
 from gankit.errors import ConfigError, DataError
 from gankit.losses import dragan_penalty
 from gankit.models.bgan import boundary_seeking_loss
@@ -37,9 +37,18 @@ CONDITIONAL = ("cgan", "acgan")
 JUDGED = 500
 
 
-def gankit_cli(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "gankit.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+@pytest.fixture
+def gankit_cli(capsys):
+    """``gankit ARGS`` in this process (tests/test_cli.py runs the real process): exit status,
+    stdout and stderr."""
+
+    def run(*args):
+        capsys.readouterr()
+        code = cli_main([str(a) for a in args])
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+    return run
 
 
 def read_log(run):
@@ -94,7 +103,7 @@ def test_learns_digits_from_real_mnist(trained, name):
 
 @pytest.mark.slow
 def test_cli_samples_a_chosen_digit_and_refuses_an_untrained_class(trained, mnist_judge,
-                                                                   tmp_path):
+                                                                   tmp_path, gankit_cli):
     run, _, _ = trained("cgan")
     chosen = [3, 8, 0, 5, 1, 9, 2, 7, 4, 6]  # used in turn
     labels = [a for flag in chosen for a in ("--label", flag)]
@@ -149,7 +158,8 @@ def test_conditional_model_on_an_unlabelled_folder_is_a_data_error(name, unlabel
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_cli_train_cgan_on_an_unlabelled_folder_says_what_to_do(unlabelled_folder, tmp_path):
+def test_cli_train_cgan_on_an_unlabelled_folder_says_what_to_do(unlabelled_folder, tmp_path,
+                                                                gankit_cli):
     r = gankit_cli("train", "cgan", "--data", unlabelled_folder, "--run-dir", tmp_path / "r")
     assert r.returncode == 2
     assert "cgan learns from class labels" in r.stderr and "sub-folder" in r.stderr
