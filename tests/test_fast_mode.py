@@ -206,8 +206,9 @@ def test_fast_on_cpu_takes_the_free_cores_and_an_explicit_count_wins(monkeypatch
 @pytest.mark.parametrize("cores, expected", [(1, 0), (2, 0), (4, 2), (8, 4), (64, 4)])
 def test_loader_workers_default_leaves_small_machines_to_the_training_threads(
         monkeypatch, cores, expected):
+    from gankit import cpu_threads
     from gankit.data import config as data_config
 
-    monkeypatch.setattr(data_config.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(cpu_threads.os, "sched_getaffinity", lambda pid: set(range(cores)))
     assert data_config.loader_workers(None) == expected
     assert data_config.loader_workers(3) == 3  # a count given by hand is kept

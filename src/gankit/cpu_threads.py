@@ -15,6 +15,14 @@ import os
 import time
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity; all of them where unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _cpu_times() -> tuple[float, float] | None:
     """(busy, total) jiffies of all CPUs from /proc/stat; None where there is no /proc."""
     try:
@@ -30,10 +38,7 @@ def _cpu_times() -> tuple[float, float] | None:
 def usable_cores(seconds: float = 0.3) -> int:
     """The cores this process may use that nothing else is keeping busy right now, measured
     over ``seconds`` (at least 1). Where that cannot be measured: the cores it may use."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
+    cores = available_cores()
     before = _cpu_times()
     time.sleep(seconds)
     after = _cpu_times()

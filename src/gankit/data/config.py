@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Literal
 
 from gankit.config import option
+from gankit.cpu_threads import available_cores
 
 Layout = Literal["auto", "aligned", "paired", "unaligned", "single"]
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
@@ -46,8 +46,5 @@ def loader_workers(workers: int | None) -> int:
     """
     if workers is not None:
         return workers
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
+    cores = available_cores()
     return 0 if cores <= 2 else min(4, cores - 2)
