@@ -59,8 +59,7 @@ def child(spec: dict) -> None:
     configs = resolve_configs(model_name, {**options, "batch_size": batch})
     torch.manual_seed(0)
     model = configs.model_cls(configs.model)
-    model.setup_optimizers()
-    model.configure_runtime("fp32", False)
+    model.setup_optimizers()  # fp32, channels-first: the default update strategy
     images = torch.rand(batch, getattr(configs.model, "channels", 3) or 3, size, size) * 2 - 1
     batch_dict = ({"image": images} if model.task == "generation"
                   else {"A": images, "B": images.flip(-1)})

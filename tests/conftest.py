@@ -24,6 +24,10 @@ TEST_THREADS = int(os.environ.get("GANKIT_TEST_THREADS", "1" if _machine_is_busy
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+# Now as well as before each test: module- and session-scoped fixtures (a reference run that
+# several tests compare against) are set up before any function-scoped fixture runs.
+torch.set_num_threads(TEST_THREADS)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GANKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
 

@@ -15,9 +15,9 @@ import gankit
 from gankit.api import resume_trainer
 from gankit.cli import main, train_parser
 from gankit.errors import ConfigError, GankitError
+from gankit.evaluation import Evaluator
 from gankit.metrics import weights
 from gankit.train.checkpoint import load_checkpoint
-from gankit.train.evaluation import Evaluator
 
 from conftest import TINY_MNIST, TINY_PIX2PIX, emoji_names
 
@@ -134,7 +134,7 @@ def test_checkpoint_of_a_paired_model_gets_l1_psnr_ssim_on_the_test_phase(pix_ru
 
     # the same numbers by hand: translate each test pair, compare on the [0, 1] scale
     model = gankit.load(pix_run, device="cpu")
-    from gankit.train.evaluation import build_eval_dataset
+    from gankit.evaluation import build_eval_dataset
 
     data = build_eval_dataset(model, model.data_config.__class__(
         **{**vars(model.data_config), "data": str(phased), "phase": "test", "workers": 0}))

@@ -41,7 +41,6 @@ def ready(name: str, **options) -> GANModel:
     torch.manual_seed(0)
     model = gankit.create(name, **{**TINY_MODELS[name], **options})
     model.setup_optimizers()
-    model.configure_runtime()
     model.train()
     return model
 

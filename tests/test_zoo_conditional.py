@@ -173,7 +173,6 @@ def ready(name, **options):
     extra = {"num_classes": 10} if name in CONDITIONAL else {}
     model = gankit.create(name, **MNIST_SHAPE, **extra, **{"ngf": 8, "ndf": 8, **options})
     model.setup_optimizers()
-    model.configure_runtime()
     model.train()
     return model
 

@@ -38,7 +38,6 @@ def ready(name: str, size: int = 28, channels: int = 1, **options):
     model = gankit.create(name, image_size=size, channels=channels,
                           **{**TINY[name], **options})
     model.setup_optimizers()
-    model.configure_runtime()
     model.train()
     return model
 
@@ -88,7 +87,6 @@ def with_nets(model, G: nn.Module | None = None, D: nn.Module | None = None):
     if D is not None:
         model.D = D
     model.setup_optimizers()
-    model.configure_runtime()
     return model
 
 

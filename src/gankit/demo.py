@@ -13,6 +13,7 @@ import torch
 
 from gankit import api
 from gankit.data.shapes import ShapesDataset
+from gankit.models.translation import TranslationModel
 from gankit.report.grid import image_rows, save_grid
 from gankit.report.html import Section, write_page
 from gankit.train.checkpoint import find_checkpoint
@@ -48,8 +49,8 @@ def held_out_batch(size: int, seed: int) -> dict[str, torch.Tensor]:
     return {k: torch.stack([it[k] for it in items]) for k in ("A", "B")}
 
 
-def write_report(out: Path, model: torch.nn.Module, seed: int) -> Path:
-    size = model.data_config.crop_size if hasattr(model, "data_config") else 64
+def write_report(out: Path, model: TranslationModel, seed: int) -> Path:
+    size = model.data_config.crop_size if model.data_config is not None else 64
     batch = held_out_batch(size, seed)
     output = model.translate_tensor(batch["A"]).cpu()
     l1_model = (output - batch["B"]).abs().mean().item()

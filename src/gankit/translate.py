@@ -19,6 +19,7 @@ from gankit.data.image_io import (
     read_image,
     save_image,
 )
+from gankit.data.kinds import get_data_kind
 from gankit.errors import ConfigError, DataError
 from gankit.models.translation import TranslationModel
 from gankit.report.html import image_table
@@ -83,7 +84,7 @@ def _load_item(
     if width % 2:
         raise DataError(f"{path} is {width} pixels wide: an A|B pair needs an even width")
     source, target = pixels[:, : width // 2], pixels[:, width // 2 :]
-    data_cfg = getattr(model, "data_config", None)
+    data_cfg = model.data_config
     if (data_cfg is not None and data_cfg.direction == "BtoA") != reverse:
         source, target = target, source
     return Item(path, name, array_to_tensor(convert_channels(source, in_channels)),
@@ -100,9 +101,14 @@ def translate_paths(
     train_mode: bool | None = None,
     aligned: bool = False,
     bit_depth: int = 8,
+    load_size: int | None = None,
+    tile: int | None = None,
+    overlap: int = 32,
 ) -> Path:
-    """Translate every input image into ``out_dir``; returns the path of ``index.html``."""
-    if aligned and model.pairing == "colorization":
+    """Translate every input image into ``out_dir``; returns the path of ``index.html``.
+
+    ``load_size``, ``tile`` and ``overlap``: see :func:`translate_images`."""
+    if aligned and get_data_kind(model.data_kind).target_is_input:
         raise ConfigError(f"{model.name} translates whole colour images (its target is the "
                           "image itself): leave out --aligned")
     out_dir = Path(out_dir)
@@ -115,15 +121,88 @@ def translate_paths(
     for _shape, items in by_size.items():
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
-            outputs = model.translate_tensor(
-                torch.stack([i.input for i in chunk]), reverse=reverse, train_mode=train_mode
-            ).cpu()
+            outputs = translate_images(
+                model, torch.stack([i.input for i in chunk]), reverse=reverse,
+                train_mode=train_mode, load_size=load_size, tile=tile, overlap=overlap,
+                batch_size=batch_size)
             for item, output in zip(chunk, outputs, strict=True):
                 rows.append(_write_item(model, out_dir, item, output, bit_depth))
     rows.sort(key=lambda r: r["name"])
     columns = ["input", "output"] + (["target"] if any("target" in r for r in rows) else [])
     return image_table(out_dir / "index.html", f"gankit translate: {len(rows)} images",
                        rows, columns)
+
+
+def load_size_shape(height: int, width: int, load_size: int) -> tuple[int, int]:
+    """The (height, width) with the short side ``load_size`` and the aspect ratio kept."""
+    scale = load_size / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def translate_images(
+    model: TranslationModel,
+    images: torch.Tensor,
+    *,
+    reverse: bool = False,
+    train_mode: bool | None = None,
+    load_size: int | None = None,
+    tile: int | None = None,
+    overlap: int = 32,
+    batch_size: int = 8,
+) -> torch.Tensor:
+    """(N, C, H, W) images -> their translations on the CPU, at the input size.
+
+    ``load_size``: the images are first resized so that their short side is ``load_size``
+    (the aspect ratio is kept; set it to the training scale, for example 256 for a model
+    trained with crop size 256), translated, and the outputs resized back to H x W.
+    ``tile``: translate in ``tile`` x ``tile`` windows ``overlap`` pixels apart, ``batch_size``
+    windows at a time, blended without seams (:mod:`gankit.tiling`), for images whose
+    activations do not fit in memory at once.
+    """
+    from gankit.data.transforms import resize
+
+    if load_size is not None and load_size < 1:
+        raise ConfigError(f"--load-size must be at least 1, not {load_size}")
+    height, width = images.shape[-2:]
+    if load_size is not None:
+        size = load_size_shape(height, width, load_size)
+        images = torch.stack([resize(image, *size) for image in images])
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        return model.translate_tensor(batch, reverse=reverse, train_mode=train_mode).cpu()
+
+    if tile is None:
+        outputs = run(images)
+    else:
+        from gankit.tiling import translate_tiled
+
+        _warn_tiles_normalise_alone(model, reverse, train_mode)
+        outputs = torch.stack([
+            translate_tiled(run, image, tile, overlap, batch_size=batch_size,
+                            multiple=model.size_multiple) for image in images])
+    if load_size is not None:
+        outputs = torch.stack([resize(out, height, width) for out in outputs])
+    return outputs
+
+
+_warned_tiles = False
+
+
+def _warn_tiles_normalise_alone(
+    model: TranslationModel, reverse: bool, train_mode: bool | None
+) -> None:
+    global _warned_tiles
+    if _warned_tiles:
+        return
+    train = model.inference_train_mode if train_mode is None else train_mode
+    instance = any(isinstance(m, torch.nn.InstanceNorm2d)
+                   for m in model.generator(reverse).modules())
+    if train or instance:
+        why = "train-mode inference" if train else "instance normalisation"
+        log.warning("with %s each tile is normalised with its own statistics, so tiles may "
+                    "differ slightly in tone; larger tiles reduce it%s", why,
+                    " (--inference-mode eval avoids it)" if train and not instance else "")
+        _warned_tiles = True
 
 
 def _write_item(

@@ -126,13 +126,13 @@ def evaluate_folders(args: argparse.Namespace) -> dict[str, Any]:
 
 def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     from gankit import api
-    from gankit.train import evaluation as ev
+    from gankit import evaluation as ev
+    from gankit.data.config import DataConfig
 
     checkpoint = args.paths[0]
     model = api.load(checkpoint, device=args.device)
-    data = dataclasses.replace(model.data_config,  # type: ignore[attr-defined]
-                               data=args.data, max_items=None, workers=0,
-                               skip_bad_files=args.skip_bad_files)
+    data = dataclasses.replace(model.data_config or DataConfig(), data=args.data,
+                               max_items=None, workers=0, skip_bad_files=args.skip_bad_files)
     translation = model.task == "translation"
     if args.phase:
         phase = args.phase
@@ -149,7 +149,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     n = min(args.max_images or n_items, n_items)
     indices = list(range(n)) if translation else ev.evenly_spaced(n_items, n)
     eval_set = ev.EvalSet(dataset, indices, f"{n} samples of the {phase} phase of {args.data}",
-                          ev.pairing_of(model, dataset))
+                          ev.kind_of(model, dataset))
     with_targets = ev.has_targets(model, dataset)
     features = not (args.no_fid and with_targets)
     if args.no_fid and not with_targets:
@@ -157,7 +157,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     ex = _extractor(args, model.device) if features else None
     result: dict[str, Any] = {"mode": "checkpoint", "checkpoint": str(checkpoint),
                               "model": model.name, "task": model.task, "data": args.data,
-                              "phase": phase, "pairing": eval_set.pairing}
+                              "phase": phase, "pairing": eval_set.data_kind}
     key = _real_key(model, data, eval_set, ex) if ex is not None else ""
     real = _cached_real(data, key, args) if ex is not None else None
     if translation:
@@ -198,7 +198,7 @@ def _real_key(model: Any, data: Any, eval_set: Any, ex: Any) -> str:
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
     options = {k: v for k, v in to_dict(data).items() if k not in ("workers", "data")}
     return cache_key(kind="dataset", files=file_fingerprint(files), data=options,
-                     task=model.task, pairing=eval_set.pairing, indices=eval_set.indices,
+                     task=model.task, pairing=eval_set.data_kind, indices=eval_set.indices,
                      channels=list(getattr(model, "io_channels", lambda: (0, 0))()),
                      feature=ex.key)
 

@@ -1,4 +1,4 @@
-"""Datasets of image folders for the four kinds of model input (``pairing``).
+"""Datasets of image folders for the four folder kinds of :mod:`gankit.data.kinds`.
 
   paired        {"A", "B", "A_path", "B_path"}: aligned A|B images or A/ B/ folders
   unpaired      {"A", "B", "A_path", "B_path"}: two independent sets, len = max of the two
@@ -91,7 +91,7 @@ def _odd_width(path: Path, width: int) -> str:
 class FolderDataset(Dataset):
     """Shared key handling and description of the folder datasets."""
 
-    pairing: str = ""
+    data_kind: str = ""  # the name of its kind in gankit.data.kinds
 
     def __init__(self, files: DatasetFiles, transform: JointTransform, direction: str) -> None:
         self.files = files
@@ -107,12 +107,12 @@ class FolderDataset(Dataset):
     def describe(self) -> str:
         """One line for the CLI: what was found where and how it is preprocessed."""
         direction = ", direction BtoA" if self.direction == "BtoA" else ""
-        return (f"{self.pairing} dataset: {self._counts()} from the {self.files.kind} layout "
-                f"in {self.files.root}{direction}; preprocess {self.transform.describe()}")
+        return (f"{self.data_kind} dataset: {self._counts()} from the {self.files.kind} "
+                f"layout in {self.files.root}{direction}; preprocess {self.transform.describe()}")
 
 
 class PairedDataset(FolderDataset):
-    pairing = "paired"
+    data_kind = "paired"
 
     def __init__(self, pairs: list[tuple[Source, Source]], channels: tuple[int, int],
                  files: DatasetFiles, transform: JointTransform, direction: str) -> None:
@@ -137,7 +137,7 @@ class PairedDataset(FolderDataset):
 
 
 class UnpairedDataset(FolderDataset):
-    pairing = "unpaired"
+    data_kind = "unpaired"
 
     def __init__(self, a: list[Source], b: list[Source], channels: tuple[int, int],
                  files: DatasetFiles, transform: JointTransform, direction: str) -> None:
@@ -165,7 +165,7 @@ class UnpairedDataset(FolderDataset):
 
 
 class SingleDataset(FolderDataset):
-    pairing = "single"
+    data_kind = "single"
 
     def __init__(self, sources: list[Source], channels: int, files: DatasetFiles,
                  transform: JointTransform, direction: str) -> None:
@@ -186,7 +186,7 @@ class SingleDataset(FolderDataset):
 class ColorizationDataset(SingleDataset):
     """RGB images as (L, ab) in [-1, 1]: L / 50 - 1 and ab / 110 (see :mod:`gankit.data.lab`)."""
 
-    pairing = "colorization"
+    data_kind = "colorization"
 
     def __getitem__(self, key: Any) -> dict[str, Any]:
         item = super().__getitem__(key)

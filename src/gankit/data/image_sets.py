@@ -60,6 +60,8 @@ class ImageSetInfo:
 class ImageSet(Dataset):
     """Base of the image sets: transform, labels and the description shown before training."""
 
+    data_kind = "images"
+
     def __init__(self, labels: np.ndarray | None, class_names: list[str],
                  transform: JointTransform, source: str) -> None:
         self.labels = None if labels is None else np.asarray(labels, np.int64)

@@ -117,7 +117,7 @@ def _tensor(arr: np.ndarray) -> torch.Tensor:
 class ShapesDataset(Dataset):
     """The edges2shapes demo pairs: {"A": outlines, "B": shaded shapes, "A_path", "B_path"}."""
 
-    pairing = "paired"
+    data_kind = "paired"
 
     def __init__(self, n: int, size: int = 64, seed: int = 0,
                  kind: Literal["edges2shapes"] = "edges2shapes", flip: bool = True) -> None:

@@ -129,8 +129,8 @@ def resolve_train_mode(model: TranslationModel, inference_mode: str | None) -> b
 
 def image_size_of(model: TranslationModel) -> int:
     """The side the model was trained at (its data config's crop size)."""
-    data = getattr(model, "data_config", None)
-    size = getattr(data, "crop_size", None) or type(model).data_defaults.get("crop_size")
+    size = model.data_config.crop_size if model.data_config is not None else None
+    size = size or type(model).data_defaults.get("crop_size")
     return int(size or DEFAULT_IMAGE_SIZE)
 
 

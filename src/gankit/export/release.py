@@ -4,8 +4,10 @@ A release is a folder with two files::
 
     model.safetensors   every network's weights and buffers (safetensors: raw tensors and a
                         JSON header, no pickle, so loading runs no code from the file)
-    config.json         model name, model_config, data_config, trained_batch_size, the
-                        preprocessing contract of each direction and the gankit version
+    config.json         the model record of gankit.saved_model (model name, model_config,
+                        data_config, trained_batch_size, the plain-JSON extra state such as
+                        class names), the preprocessing contract of each direction and the
+                        gankit version
 
 A checkpoint of a run trained with ``--ema`` is exported with the moving average of its
 generator(s) as their weights (what ``gankit.load`` uses for inference; config.json says so
@@ -25,14 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from gankit.atomic import write_bytes_atomic
-from gankit.config import to_dict
 from gankit.errors import CheckpointError, ConfigError
 from gankit.models.base import GANModel
+from gankit.saved_model import json_extra, model_record
 
 log = logging.getLogger(__name__)
 
 FORMAT = "gankit-release"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: translation configs record conv_bias (gankit.nn.layout)
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 METADATA_KEY = "gankit_config"
@@ -51,10 +53,9 @@ def release_config(
 ) -> dict[str, Any]:
     """The JSON config of a release of ``model`` (``inference_mode`` overrides its own)."""
     from gankit import __version__
-    from gankit.data.config import DataConfig
 
-    data_config = getattr(model, "data_config", None)
-    model_config = to_dict(model.config)
+    record = model_record(model)
+    model_config = record["model_config"]
     if inference_mode is not None:
         if "inference_mode" not in model_config:
             raise ConfigError(f"{model.name} has no inference mode to set")
@@ -63,10 +64,11 @@ def release_config(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "gankit_version": __version__,
-        "model": model.name,
+        "model": record["model"],
         "model_config": model_config,
-        "data_config": to_dict(data_config if data_config is not None else DataConfig()),
+        "data_config": record["data_config"],
         "trained_batch_size": model.trained_batch_size,
+        "extra": json_extra(record["extra"]),
         "source": source or {},
     }
     if model.ema_info is not None:  # the generator weights are the run's moving average
@@ -177,7 +179,7 @@ def _unreadable(path: Path, exc: BaseException) -> CheckpointError:
 
 
 def load_release_state(path: str | Path) -> dict[str, Any]:
-    """A release read into the shape of a checkpoint that ``api.model_from_state`` takes.
+    """A release read into the model record that ``saved_model.model_from_state`` takes.
 
     Only safetensors and JSON are parsed: nothing in the files can run code.
     """
@@ -198,6 +200,7 @@ def load_release_state(path: str | Path) -> dict[str, Any]:
         "data_config": config.get("data_config", {}),
         "train_config": {"batch_size": config.get("trained_batch_size")},
         "networks": networks,
+        "extra": config.get("extra", {}),
         "release": config,
     }
 

@@ -37,6 +37,7 @@ from torch.nn import functional as F
 from gankit.config import option
 from gankit.errors import ConfigError
 from gankit.losses import AdversarialLoss
+from gankit.models import options as shared
 from gankit.models.base import adam
 from gankit.models.generation import GenerationConfig, GenerationModel
 from gankit.nn.init import init_weights
@@ -63,12 +64,12 @@ class AAEConfig(GenerationConfig):
         "kaiming", "initial weights: kaiming (He), or normal with std --init-std (the paper's "
         "N(0, 0.01); with it the codes were still far from the prior after 400 steps)")
     init_std: float = option(0.01, "std of the normal initial weights (--init normal)", min=0.0)
-    lr: float = option(1e-3, "Adam learning rate of the reconstruction phase")
+    lr: float = shared.lr(1e-3, "Adam learning rate of the reconstruction phase")
     lr_d: float = option(1e-3, "Adam learning rate of the code discriminator")
     lr_g: float = option(2e-4, "Adam learning rate of the encoder's adversarial step (smaller "
                          "than the discriminator's, which keeps the game from oscillating)")
-    beta1: float = option(0.5, "Adam beta1")
-    beta2: float = option(0.999, "Adam beta2")
+    beta1: float = shared.beta1(0.5, "Adam beta1")
+    beta2: float = shared.beta2(0.999, "Adam beta2")
     lambda_reg: float = option(1.0, "weight of the encoder's adversarial loss", min=0.0)
 
 

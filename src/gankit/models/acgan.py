@@ -15,7 +15,7 @@ gradient and the loss can no longer approach zero.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,25 +23,23 @@ from torch import nn
 
 from gankit.config import option
 from gankit.losses import AdversarialLoss
+from gankit.models import options as shared
 from gankit.models.generation import GenerationConfig, GenerationModel
 from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nn.init import init_weights
 from gankit.registry import register_model
 
-Norm = Literal["batch", "instance", "layer", "none"]
-
 
 @dataclass
 class ACGANConfig(GenerationConfig):
-    ngf: int = option(64, "G's width at the last layer (DCGAN nets; doubled per layer inward)",
-                      min=1)
-    ndf: int = option(64, "D's width at the first layer (doubled per layer)", min=1)
-    norm: Norm = option("batch", "normalisation in G and D")
+    ngf: int = shared.ngf(64, "G's width at the last layer (DCGAN nets; doubled per layer inward)")
+    ndf: int = shared.ndf(64, "D's width at the first layer (doubled per layer)")
+    norm: shared.Norm = shared.norm("batch", "normalisation in G and D")
     dropout_d: float = option(0.5, "dropout after each of D's layers (the paper's D)", min=0.0)
     lambda_aux: float = option(1.0, "weight of the auxiliary class loss", min=0.0)
-    lr: float = option(2e-4, "Adam learning rate of G and D (the paper's)")
-    beta1: float = option(0.5, "Adam beta1")
-    beta2: float = option(0.999, "Adam beta2")
+    lr: float = shared.lr(2e-4, "Adam learning rate of G and D (the paper's)")
+    beta1: float = shared.beta1(0.5, "Adam beta1")
+    beta2: float = shared.beta2(0.999, "Adam beta2")
 
 
 class ACDiscriminator(nn.Module):

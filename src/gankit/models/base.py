@@ -16,6 +16,9 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from gankit.data.config import DataConfig
+from gankit.data.kinds import DataNeeds
+
 Task = Literal["translation", "generation"]
 
 
@@ -34,17 +37,41 @@ def adam(
     return torch.optim.Adam(params, lr=lr, betas=betas, fused=True if on_cpu else None)
 
 
+class PlainUpdates:
+    """The update strategy of a model outside the engine: fp32, one process. The engine
+    installs its own (gankit.train.strategy) with :meth:`GANModel.use_strategy`."""
+
+    def attach(self, model: GANModel) -> None:
+        pass
+
+    def autocast(self, model: GANModel) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def optimize(self, model: GANModel, name: str, loss: torch.Tensor) -> None:
+        opt = model.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
 class GANModel(nn.Module):
     """Base class of every registered model.
 
-    Subclasses set ``name``, ``Config`` (a dataclass with the paper's defaults) and ``task``,
-    and may override ``data_defaults`` / ``train_defaults`` (field overrides of
+    Subclasses set ``name``, ``Config`` (a dataclass with the paper's defaults), ``task`` and
+    ``data_kind``, and may override ``data_defaults`` / ``train_defaults`` (field overrides of
     :class:`~gankit.data.config.DataConfig` and :class:`~gankit.train.config.TrainConfig`).
+    See docs/adding_a_model.md.
     """
 
     name: ClassVar[str]
     Config: ClassVar[type]
     task: ClassVar[Task]
+    # What it trains on: the name of a kind in gankit.data.kinds (which builds the dataset and
+    # says whether held-out data has targets).
+    data_kind: ClassVar[str]
+    # What ``gankit evaluate`` and ``--eval-every`` can measure, the default (``auto``) first;
+    # l1/psnr/ssim only where the data kind has targets (gankit.evaluation).
+    metrics: ClassVar[tuple[str, ...]] = ("fid", "kid")
     data_defaults: ClassVar[dict[str, Any]] = {}
     train_defaults: ClassVar[dict[str, Any]] = {}
     # The networks inference runs to make images (what ``translate``/``generate`` use): the
@@ -56,11 +83,13 @@ class GANModel(nn.Module):
         super().__init__()
         self.config = config
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self._precision = "fp32"
-        self._scalers: dict[str, torch.amp.GradScaler] = {}
+        self.strategy: PlainUpdates = PlainUpdates()
         self.channels_last = False
-        # Set by the engine and by checkpoint loading; the "auto" inference mode reads it.
+        # What the model was trained with, set by the engine and by loading a saved model:
+        # the "auto" inference mode reads the batch size; translate, export and serve read
+        # the data options (image size, direction).
         self.trained_batch_size: int | None = None
+        self.data_config: DataConfig | None = None
         # Set by checkpoint loading when the generator(s) hold the exponential moving average
         # of their weights instead of the last ones: {"decay", "updates", "networks"}.
         self.ema_info: dict[str, Any] | None = None
@@ -101,25 +130,37 @@ class GANModel(nn.Module):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`extra_state` returned."""
 
+    # --- the data contract (gankit.build) -------------------------------------------------
+    @classmethod
+    def data_needs(cls, config: Any, model: GANModel | None = None) -> DataNeeds:
+        """Channels and size multiple the data must be read with, from the config (and from
+        the built model where it exists: a generator's size multiple)."""
+        return DataNeeds()
+
+    @classmethod
+    def adapt_config(cls, config: Any, info: Any) -> Any:
+        """For a data kind that shapes the model: ``config`` with the data's shape."""
+        return config
+
+    def bind_data(self, dataset: Any) -> None:
+        """Called with the training dataset before training (class names, say)."""
+
     # --- provided to subclasses ------------------------------------------------------------
     def setup_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         self.optimizers = self.configure_optimizers()
         return self.optimizers
 
-    def configure_runtime(self, precision: str = "fp32", channels_last: bool = False) -> None:
-        """Choose the autocast precision and memory format (resolved by
-        :mod:`gankit.train.acceleration`; fp16 with loss scaling exists on CUDA only)."""
-        device = self.device
-        if precision == "fp16" and device.type != "cuda":
-            raise ValueError("fp16 autocast needs a CUDA device")
-        self._precision = precision
-        self.channels_last = channels_last
-        if channels_last:
+    def use_strategy(self, strategy: PlainUpdates) -> None:
+        """Route :meth:`optimize` and :meth:`autocast` through ``strategy`` (the engine's:
+        precision and loss scaling, and across processes gradient averaging)."""
+        self.strategy = strategy
+        strategy.attach(self)
+
+    def set_channels_last(self, enabled: bool) -> None:
+        """Keep the networks' weights and every batch (see :meth:`to_device`) channels-last."""
+        self.channels_last = enabled
+        if enabled:
             self.to(memory_format=torch.channels_last)
-        use_scaler = precision == "fp16"
-        self._scalers = {
-            name: torch.amp.GradScaler("cuda", enabled=use_scaler) for name in self.optimizers
-        }
 
     def double_backward_networks(self) -> set[str]:
         """Networks whose input gradients are differentiated again (a gradient penalty on a
@@ -133,23 +174,13 @@ class GANModel(nn.Module):
         return torch.device("cpu")
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self._precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self._precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+        """The precision context for forward passes (the strategy's; fp32 by default)."""
+        return self.strategy.autocast(self)
 
     def optimize(self, name: str, loss: torch.Tensor) -> None:
-        """Zero grads, back-propagate ``loss`` and step optimizer ``name`` (AMP-aware)."""
-        opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
-        scaler = self._scalers.get(name)
-        if scaler is not None and scaler.is_enabled():
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            opt.step()
+        """Zero grads, back-propagate ``loss`` and step optimizer ``name``, the way the
+        installed strategy does it (mixed precision, gradient averaging)."""
+        self.strategy.optimize(self, name, loss)
 
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Move the tensors of a batch to the model's device (non-blocking, channels-last)."""
@@ -171,14 +202,6 @@ class GANModel(nn.Module):
         for net in nets:
             for p in net.parameters():
                 p.requires_grad_(flag)
-
-    def scaler_state(self) -> dict[str, Any]:
-        return {k: s.state_dict() for k, s in self._scalers.items() if s.is_enabled()}
-
-    def load_scaler_state(self, state: dict[str, Any]) -> None:
-        for k, s in state.items():
-            if k in self._scalers and self._scalers[k].is_enabled():
-                self._scalers[k].load_state_dict(s)
 
     @property
     def inference_train_mode(self) -> bool:

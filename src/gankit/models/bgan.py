@@ -12,18 +12,15 @@ way it is exact and finite for any logit, where the two logs of D's probability 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
-from gankit.config import option
+from gankit.models import options as shared
 from gankit.models.alternating import AlternatingGAN
 from gankit.models.generation import GenerationConfig
 from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nn.init import init_weights
 from gankit.registry import register_model
-
-Norm = Literal["batch", "instance", "layer", "none"]
 
 
 def boundary_seeking_loss(logits: torch.Tensor) -> torch.Tensor:
@@ -34,14 +31,13 @@ def boundary_seeking_loss(logits: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class BGANConfig(GenerationConfig):
-    ngf: int = option(64, "G's width at the last layer (DCGAN nets; doubled per layer inward)",
-                      min=1)
-    ndf: int = option(64, "D's width at the first layer (doubled per layer)", min=1)
-    norm_g: Norm = option("batch", "normalisation in G")
-    norm_d: Norm = option("batch", "normalisation in D")
-    lr: float = option(2e-4, "Adam learning rate of G and D (DCGAN's)")
-    beta1: float = option(0.5, "Adam beta1")
-    beta2: float = option(0.999, "Adam beta2")
+    ngf: int = shared.ngf(64, "G's width at the last layer (DCGAN nets; doubled per layer inward)")
+    ndf: int = shared.ndf(64, "D's width at the first layer (doubled per layer)")
+    norm_g: shared.Norm = shared.norm("batch", "normalisation in G")
+    norm_d: shared.Norm = shared.norm("batch", "normalisation in D")
+    lr: float = shared.lr(2e-4, "Adam learning rate of G and D (DCGAN's)")
+    beta1: float = shared.beta1(0.5, "Adam beta1")
+    beta2: float = shared.beta2(0.999, "Adam beta2")
 
 
 @register_model

@@ -20,12 +20,11 @@ from torch import nn
 
 from gankit.config import option
 from gankit.losses import AdversarialLoss
+from gankit.models import options as shared
 from gankit.models.generation import GenerationConfig, GenerationModel
 from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nn.init import init_weights
 from gankit.registry import register_model
-
-Norm = Literal["batch", "instance", "layer", "none"]
 
 
 @dataclass
@@ -42,13 +41,13 @@ class CGANConfig(GenerationConfig):
     pieces: int = option(5, "mlp: pieces per maxout unit of D's first layers", min=1)
     pieces_joint: int = option(4, "mlp: pieces per maxout unit of D's joint layer", min=1)
     dropout: float = option(0.5, "mlp: dropout on the hidden layers of G and D", min=0.0)
-    ngf: int = option(64, "dcgan: G's width at the last layer (doubled per layer inward)", min=1)
-    ndf: int = option(64, "dcgan: D's width at the first layer (doubled per layer)", min=1)
-    norm: Norm = option("batch", "dcgan: normalisation in G and D")
-    lr: float = option(2e-4, "Adam learning rate of G and D (the paper's SGD schedule was "
+    ngf: int = shared.ngf(64, "dcgan: G's width at the last layer (doubled per layer inward)")
+    ndf: int = shared.ndf(64, "dcgan: D's width at the first layer (doubled per layer)")
+    norm: shared.Norm = shared.norm("batch", "dcgan: normalisation in G and D")
+    lr: float = shared.lr(2e-4, "Adam learning rate of G and D (the paper's SGD schedule was "
                        "tuned for maxout nets over hundreds of epochs)")
-    beta1: float = option(0.5, "Adam beta1")
-    beta2: float = option(0.999, "Adam beta2")
+    beta1: float = shared.beta1(0.5, "Adam beta1")
+    beta2: float = shared.beta2(0.999, "Adam beta2")
 
 
 def one_hot(labels: torch.Tensor, num_classes: int, like: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ class ColorizationConfig(Pix2PixConfig):
 class Colorization(Pix2Pix):
     name = "colorization"
     Config = ColorizationConfig
-    pairing = "colorization"
+    data_kind = "colorization"
 
     def __init__(self, config: ColorizationConfig | None = None) -> None:
         config = config or ColorizationConfig()

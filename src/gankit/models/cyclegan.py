@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from gankit.config import option
 from gankit.errors import ConfigError
 from gankit.losses import AdversarialLoss, AdvMode
+from gankit.models import options as shared
 from gankit.models.translation import TranslationConfig, TranslationModel
-from gankit.nn.norms import NormKind
 from gankit.pool import ImagePool
 from gankit.registry import register_model
 
@@ -25,7 +25,7 @@ from gankit.registry import register_model
 @dataclass
 class CycleGANConfig(TranslationConfig):
     generator: str = option("resnet_9blocks", "resnet_9blocks, resnet_6blocks or unet_N")
-    norm: NormKind = option("instance", "normalisation layers: batch, instance, none")
+    norm: shared.Norm = shared.norm("instance", "normalisation layers: batch, instance, none")
     gan_mode: AdvMode = option("lsgan", "adversarial objective")
     lambda_a: float = option(10.0, "weight of the cycle loss A -> B -> A")
     lambda_b: float = option(10.0, "weight of the cycle loss B -> A -> B")
@@ -39,7 +39,7 @@ class CycleGANConfig(TranslationConfig):
 class CycleGAN(TranslationModel):
     name = "cyclegan"
     Config = CycleGANConfig
-    pairing = "unpaired"
+    data_kind = "unpaired"
     generator_names = ("G_A", "G_B")  # translate() runs G_A, or G_B with reverse=True
 
     def __init__(self, config: CycleGANConfig | None = None) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from gankit.config import option
+from gankit.models import options as shared
 from gankit.models.alternating import AlternatingGAN
 from gankit.models.generation import GenerationConfig, GenerationModel
 from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -23,11 +23,11 @@ from gankit.registry import register_model
 
 @dataclass
 class DCGANConfig(GenerationConfig):
-    ngf: int = option(64, "G's width at full resolution (doubled at each halving)", min=1)
-    ndf: int = option(64, "D's width at its first layer (doubled at each halving)", min=1)
-    lr: float = option(2e-4, "Adam learning rate of G and D (the paper's 0.0002)", min=0.0)
-    beta1: float = option(0.5, "Adam beta1 (the paper lowered it from 0.9 to 0.5)", min=0.0)
-    beta2: float = option(0.999, "Adam beta2", min=0.0)
+    ngf: int = shared.ngf(64, "G's width at full resolution (doubled at each halving)")
+    ndf: int = shared.ndf(64, "D's width at its first layer (doubled at each halving)")
+    lr: float = shared.lr(2e-4, "Adam learning rate of G and D (the paper's 0.0002)")
+    beta1: float = shared.beta1(0.5, "Adam beta1 (the paper lowered it from 0.9 to 0.5)")
+    beta2: float = shared.beta2(0.999, "Adam beta2")
 
 
 @register_model

@@ -10,13 +10,13 @@ fake. The penalty is per sample, so D has no batch norm (layer norm by default).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
 from gankit.config import option
 from gankit.errors import ConfigError
 from gankit.losses import dragan_penalty
+from gankit.models import options as shared
 from gankit.models.alternating import AlternatingGAN
 from gankit.models.generation import GenerationConfig
 from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -27,20 +27,19 @@ from gankit.registry import register_model
 
 @dataclass
 class DRAGANConfig(GenerationConfig):
-    ngf: int = option(64, "G's width at the last layer (DCGAN nets; doubled per layer inward)",
-                      min=1)
-    ndf: int = option(64, "D's width at the first layer (doubled per layer)", min=1)
-    norm_g: Literal["batch", "instance", "layer", "none"] = option(
+    ngf: int = shared.ngf(64, "G's width at the last layer (DCGAN nets; doubled per layer inward)")
+    ndf: int = shared.ndf(64, "D's width at the first layer (doubled per layer)")
+    norm_g: shared.Norm = shared.norm(
         "batch", "normalisation in G")
-    norm_d: Literal["layer", "instance", "none"] = option(
+    norm_d: shared.PerSampleNorm = shared.norm(
         "layer", "normalisation in D; never batch norm: the penalty is per sample")
     lambda_dp: float = option(10.0, "weight of the DRAGAN gradient penalty", min=0.0)
     dp_k: float = option(1.0, "target norm k of D's gradient near the real data", min=0.0)
     dp_c: float = option(0.5, "perturbation scale c: x + c * std(x) * U[0,1) (authors' code)",
                          min=0.0)
-    lr: float = option(1e-4, "Adam learning rate of G and D (authors' code)")
-    beta1: float = option(0.5, "Adam beta1")
-    beta2: float = option(0.9, "Adam beta2")
+    lr: float = shared.lr(1e-4, "Adam learning rate of G and D (authors' code)")
+    beta1: float = shared.beta1(0.5, "Adam beta1")
+    beta2: float = shared.beta2(0.9, "Adam beta2")
 
 
 @register_model

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gankit.config import option
+from gankit.models import options as shared
 from gankit.models.alternating import AlternatingGAN
 from gankit.models.generation import GenerationConfig
 from gankit.nn.init import init_weights
@@ -20,9 +21,9 @@ class GANConfig(GenerationConfig):
         False, "batch norm in G's hidden layers (default eps): not in the paper; speeds up "
         "early learning")
     dropout_d: float = option(0.3, "dropout in D (the paper's D used dropout)", min=0.0)
-    lr: float = option(2e-4, "Adam learning rate of G and D")
-    beta1: float = option(0.5, "Adam beta1")
-    beta2: float = option(0.999, "Adam beta2")
+    lr: float = shared.lr(2e-4, "Adam learning rate of G and D")
+    beta1: float = shared.beta1(0.5, "Adam beta1")
+    beta2: float = shared.beta2(0.999, "Adam beta2")
 
 
 @register_model

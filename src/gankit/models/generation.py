@@ -19,8 +19,10 @@ import torch
 
 from gankit.config import option
 from gankit.data.image_sets import ImageSetInfo
+from gankit.data.kinds import DataNeeds
 from gankit.errors import ConfigError, DataError
 from gankit.models.base import GANModel, adam
+from gankit.rng import per_sample
 
 LabelUse = Literal["none", "all", "some"]
 Labels = int | Sequence[int] | torch.Tensor | None
@@ -41,6 +43,7 @@ class GenerationModel(GANModel):
     """Base of the models that make images from noise (and, when conditional, a class label)."""
 
     task = "generation"
+    data_kind: ClassVar[str] = "images"
     # What the model needs from the data: no labels, labels on every image (conditional
     # models), or some labels (semi-supervised; unlabelled data is refused all the same).
     label_use: ClassVar[LabelUse] = "none"
@@ -66,6 +69,11 @@ class GenerationModel(GANModel):
         self.class_names: list[str] = [str(i) for i in range(config.num_classes)]
 
     # --- data contract ------------------------------------------------------------------------
+    @classmethod
+    def data_needs(cls, config: Any, model: GANModel | None = None) -> DataNeeds:
+        """Images are read with ``--channels`` (0: as the data has them)."""
+        return DataNeeds(config.channels, config.channels)
+
     @classmethod
     def adapt_config(cls, config: Any, info: ImageSetInfo) -> Any:
         """``config`` with the data's image shape and classes; an error if they conflict."""
@@ -122,8 +130,9 @@ class GenerationModel(GANModel):
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Standard normal z (n, latent_dim) on the model's device; from the global RNG (part
         of the checkpoint, so resumed runs draw the same noise) unless ``generator`` is given."""
-        if generator is None:
-            return torch.randn(n, self.config.latent_dim, device=self.device)
+        if generator is None:  # one row per sample: a distributed run draws as one process
+            device, dim = self.device, self.config.latent_dim
+            return per_sample(lambda k: torch.randn(k, dim, device=device), n)
         return torch.randn(n, self.config.latent_dim, generator=generator).to(self.device)
 
     def check_labels(self, labels: Labels, n: int | None = None) -> torch.Tensor | None:

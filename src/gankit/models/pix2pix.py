@@ -35,7 +35,7 @@ class Pix2PixConfig(TranslationConfig):
 class Pix2Pix(TranslationModel):
     name = "pix2pix"
     Config = Pix2PixConfig
-    pairing = "paired"
+    data_kind = "paired"
 
     def __init__(self, config: Pix2PixConfig | None = None) -> None:
         config = config or Pix2PixConfig()

@@ -40,6 +40,7 @@ from torch.nn import functional as F
 
 from gankit.config import option
 from gankit.errors import ConfigError, DataError
+from gankit.models import options as shared
 from gankit.models.generation import GenerationConfig, GenerationModel
 from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nn.init import init_weights
@@ -55,11 +56,11 @@ class SGANConfig(GenerationConfig):
     labelled_seed: int = option(0, "seed that picks the labelled examples from the data")
     labelled_batch: int = option(64, "labelled examples per step, drawn from the labelled subset "
                                  "(capped at its size)", min=1)
-    ngf: int = option(64, "generator width (DCGAN)", min=1)
-    ndf: int = option(64, "discriminator width (DCGAN)", min=1)
-    norm_g: Literal["batch", "instance", "layer", "none"] = option(
+    ngf: int = shared.ngf(64, "generator width (DCGAN)")
+    ndf: int = shared.ndf(64, "discriminator width (DCGAN)")
+    norm_g: shared.Norm = shared.norm(
         "batch", "normalisation in G")
-    norm_d: Literal["batch", "instance", "layer", "none"] = option(
+    norm_d: shared.Norm = shared.norm(
         "layer", "normalisation in D; per-image (layer) rather than batch norm, so the "
         "classifier's answer does not depend on which images share its batch")
     dropout_d: float = option(0.25, "dropout in D (a regulariser of the few-label classifier)",
@@ -69,9 +70,9 @@ class SGANConfig(GenerationConfig):
         "(Salimans et al. 2016)")
     lambda_unsup: float = option(1.0, "weight of the unlabelled real/fake terms of D's loss",
                                  min=0.0)
-    lr: float = option(2e-4, "Adam learning rate of G and D")
-    beta1: float = option(0.5, "Adam beta1")
-    beta2: float = option(0.999, "Adam beta2")
+    lr: float = shared.lr(2e-4, "Adam learning rate of G and D")
+    beta1: float = shared.beta1(0.5, "Adam beta1")
+    beta2: float = shared.beta2(0.999, "Adam beta2")
 
 
 def with_fake_logit(logits: torch.Tensor) -> torch.Tensor:

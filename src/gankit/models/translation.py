@@ -14,14 +14,15 @@ from torch import nn
 
 from gankit.config import option
 from gankit.data.image_io import image_to_tensor, read_image, to_pil
+from gankit.data.kinds import DataNeeds
 from gankit.losses import AdvMode
+from gankit.models import options as shared
 from gankit.models.base import GANModel, adam
 from gankit.nn import build_discriminator, build_generator, init_weights
 from gankit.nn.init import InitKind
-from gankit.nn.norms import NormKind
+from gankit.nn.layout import ConvBias
 from gankit.nn.padding import run_any_size
 
-Pairing = Literal["paired", "unpaired", "colorization"]
 InferenceMode = Literal["auto", "train", "eval"]
 ImageLike = torch.Tensor | Image.Image | np.ndarray | str | Path
 
@@ -35,21 +36,26 @@ class TranslationConfig:
     generator: str = option("unet_256", "unet_32 .. unet_256 (or unet_N), resnet_6blocks, "
                             "resnet_9blocks")
     discriminator: str = option("basic", "basic (70x70 PatchGAN), n_layers, pixel (1x1)")
-    ngf: int = option(64, "generator filters in the first layer", min=1)
-    ndf: int = option(64, "discriminator filters in the first layer", min=1)
+    ngf: int = shared.ngf(64, "generator filters in the first layer")
+    ndf: int = shared.ndf(64, "discriminator filters in the first layer")
     n_layers_d: int = option(3, "discriminator layers (with --discriminator n_layers)", min=1)
-    norm: NormKind = option("batch", "normalisation layers: batch, instance, none")
+    norm: shared.Norm = shared.norm("batch", "normalisation layers: batch, instance, none")
     dropout: bool = option(False, "dropout in the generator")
     init: InitKind = option("normal", "weight initialisation")
     init_gain: float = option(0.02, "scale of the initial weights")
     gan_mode: AdvMode = option("vanilla", "adversarial objective")
-    lr: float = option(2e-4, "Adam learning rate of every network")
-    beta1: float = option(0.5, "Adam beta1")
-    beta2: float = option(0.999, "Adam beta2")
+    lr: float = shared.lr(2e-4, "Adam learning rate of every network")
+    beta1: float = shared.beta1(0.5, "Adam beta1")
+    beta2: float = shared.beta2(0.999, "Adam beta2")
     inference_mode: InferenceMode = option(
         "eval", "test time: eval = deterministic, running statistics; train = dropout on and "
         "each image normalised with its own statistics; auto = train when training used batch "
         "size 1, else eval"
+    )
+    conv_bias: ConvBias = option(
+        "official", "which convs have a bias: official = as in pix2pix/CycleGAN (only with "
+        "instance norm), parameter for parameter; gankit1 = gankit 1's layout (files saved "
+        "before this option existed are read with it)"
     )
 
 
@@ -57,7 +63,8 @@ class TranslationModel(GANModel):
     """A model that maps an image of one domain to another (pix2pix, CycleGAN, ...)."""
 
     task = "translation"
-    pairing: ClassVar[Pairing]
+    data_kind: ClassVar[str] = "paired"
+    metrics: ClassVar[tuple[str, ...]] = ("l1", "psnr", "ssim", "fid", "kid")
     # The schedule and preprocessing of the pix2pix and CycleGAN papers.
     data_defaults = {"load_size": 286, "crop_size": 256, "preprocess": "resize_and_crop"}
     train_defaults = {"epochs": 100, "epochs_decay": 100, "batch_size": 1, "lr_policy": "linear"}
@@ -65,13 +72,13 @@ class TranslationModel(GANModel):
     def build_generator(self, in_channels: int, out_channels: int) -> nn.Module:
         c = self.config
         net = build_generator(c.generator, in_channels, out_channels, ngf=c.ngf, norm=c.norm,
-                              dropout=c.dropout)
+                              dropout=c.dropout, conv_bias=c.conv_bias)
         return init_weights(net, c.init, c.init_gain)
 
     def build_discriminator(self, in_channels: int) -> nn.Module:
         c = self.config
         net = build_discriminator(c.discriminator, in_channels, ndf=c.ndf,
-                                  n_layers=c.n_layers_d, norm=c.norm)
+                                  n_layers=c.n_layers_d, norm=c.norm, conv_bias=c.conv_bias)
         return init_weights(net, c.init, c.init_gain)
 
     def adam(self, params: Iterable[nn.Parameter]) -> torch.optim.Adam:
@@ -80,6 +87,11 @@ class TranslationModel(GANModel):
     def generator(self, reverse: bool = False) -> nn.Module:
         """The network used by :meth:`translate`; ``reverse`` asks for B to A where it exists."""
         raise NotImplementedError
+
+    @classmethod
+    def data_needs(cls, config: Any, model: GANModel | None = None) -> DataNeeds:
+        size_multiple = model.size_multiple if isinstance(model, TranslationModel) else 1
+        return DataNeeds(config.in_channels, config.out_channels, size_multiple)
 
     @property
     def size_multiple(self) -> int:

@@ -16,12 +16,13 @@ The nets are DCGAN's (the paper's main architecture, batch norm in both).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 
 from gankit.config import option
 from gankit.losses import AdversarialLoss
+from gankit.models import options as shared
 from gankit.models.generation import GenerationConfig, GenerationModel
 from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nn.init import init_weights
@@ -32,12 +33,11 @@ PAPER_M = 64  # the papers' critic mini-batch size
 
 @dataclass
 class WGANConfig(GenerationConfig):
-    ngf: int = option(64, "G's width at full resolution (doubled at each halving)", min=1)
-    ndf: int = option(64, "the critic's width at its first layer (doubled at each halving)",
-                      min=1)
-    norm_d: Literal["batch", "layer", "instance", "none"] = option(
+    ngf: int = shared.ngf(64, "G's width at full resolution (doubled at each halving)")
+    ndf: int = shared.ndf(64, "the critic's width at its first layer (doubled at each halving)")
+    norm_d: shared.Norm = shared.norm(
         "batch", "the critic's normalisation (the paper's DCGAN critic used batch norm)")
-    lr: float = option(5e-5, "RMSprop learning rate of G and the critic", min=0.0)
+    lr: float = shared.lr(5e-5, "RMSprop learning rate of G and the critic")
     clip_value: float = option(0.01, "clip the critic's weights to [-c, c] after each update",
                                min=0.0)
     n_critic: int = option(

@@ -16,13 +16,13 @@ must be right, and is:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
 from gankit.config import option
 from gankit.errors import ConfigError
 from gankit.losses import gradient_penalty
+from gankit.models import options as shared
 from gankit.models.generation import GenerationConfig, GenerationModel
 from gankit.models.wgan import WGAN
 from gankit.nn.init import init_weights
@@ -31,16 +31,15 @@ from gankit.registry import register_model
 
 @dataclass
 class WGANGPConfig(GenerationConfig):
-    ngf: int = option(64, "G's width at full resolution (doubled at each halving)", min=1)
-    ndf: int = option(64, "the critic's width at its first layer (doubled at each halving)",
-                      min=1)
-    norm_d: Literal["layer", "instance", "none"] = option(
+    ngf: int = shared.ngf(64, "G's width at full resolution (doubled at each halving)")
+    ndf: int = shared.ndf(64, "the critic's width at its first layer (doubled at each halving)")
+    norm_d: shared.PerSampleNorm = shared.norm(
         "layer", "the critic's normalisation: per-sample only (no batch norm: the penalty is "
         "per sample)")
     lambda_gp: float = option(10.0, "weight of the gradient penalty", min=0.0)
-    lr: float = option(1e-4, "Adam learning rate of G and the critic", min=0.0)
-    beta1: float = option(0.0, "Adam beta1", min=0.0)
-    beta2: float = option(0.9, "Adam beta2", min=0.0)
+    lr: float = shared.lr(1e-4, "Adam learning rate of G and the critic")
+    beta1: float = shared.beta1(0.0, "Adam beta1")
+    beta2: float = shared.beta2(0.9, "Adam beta2")
     n_critic: int = option(
         5, "critic updates per generator update; each step's batch is split into this many "
         "critic mini-batches (batch size 320 = 5 x 64, the paper's m)", min=1)

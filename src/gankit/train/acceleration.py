@@ -187,13 +187,14 @@ def _pick(train_cfg: Any, name: str, fast_choice: bool) -> bool:
 
 
 def apply(acc: Acceleration, model: Any) -> None:
-    """Put ``model`` (a GANModel with its optimizers set up) into the resolved settings."""
+    """Put ``model`` (a GANModel with its optimizers set up) into the resolved settings; the
+    precision is the engine's update strategy's (gankit.train.strategy)."""
     if acc.threads is not None:
         torch.set_num_threads(acc.threads)
     if acc.tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    model.configure_runtime(acc.precision, acc.channels_last)
+    model.set_channels_last(acc.channels_last)
     if acc.compile:
         compile_networks(model, mode="reduce-overhead" if acc.cuda_graphs else None)
     log.info("training with %s", acc.describe())

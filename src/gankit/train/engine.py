@@ -4,9 +4,10 @@ The engine knows nothing about any particular GAN. It asks the model for its opt
 it batches in a deterministic order, steps learning-rate schedules at epoch ends, logs the
 losses ``train_step`` returns, saves sample grids and checkpoints, stops cleanly on Ctrl-C and
 on NaN losses, and resumes exactly from any checkpoint it wrote. With ``eval_every`` it also
-evaluates the model on held-out data (:mod:`gankit.train.evaluation`), logs the metric and keeps
+evaluates the model on held-out data (:mod:`gankit.evaluation`), logs the metric and keeps
 the best checkpoint (``best.pt``) beside ``latest.pt``; the best value and its step live in every
-checkpoint, so a resumed run keeps comparing against them.
+checkpoint, so a resumed run keeps comparing against them. Under torchrun it trains on every
+process of the job (:mod:`gankit.train.distributed`); rank 0 alone writes and evaluates.
 """
 
 from __future__ import annotations
@@ -26,22 +27,24 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from gankit import rng
 from gankit.atomic import write_bytes_atomic
-from gankit.config import to_dict
 from gankit.data.config import DataConfig, loader_workers
-from gankit.errors import DataError, TrainingDiverged
+from gankit.errors import ConfigError, DataError, TrainingDiverged
+from gankit.evaluation import Evaluator
 from gankit.models.base import GANModel
 from gankit.report.grid import save_grid
-from gankit.train import acceleration
+from gankit.saved_model import checkpoint_state, run_config
+from gankit.train import acceleration, distributed
 from gankit.train.checkpoint import save_checkpoint
 from gankit.train.config import TrainConfig
 from gankit.train.ema import GeneratorEMA
-from gankit.train.evaluation import Evaluator
 from gankit.train.logger import RunLogger
 from gankit.train.run_page import write_run_page
 from gankit.train.runtime import rng_state, set_rng_state
 from gankit.train.sampler import EpochSampler
 from gankit.train.schedules import build_scheduler, step_scheduler
+from gankit.train.strategy import SingleProcessStrategy
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +78,26 @@ class Trainer:
         self.cfg = train_cfg
         self.data_cfg = data_cfg
         self.run_dir = Path(run_dir)
+        self.dist = distributed.context()
+        self.is_main = self.dist.is_main
+        self._digests: list[str] = []  # each process's parameter digest at the last save
+        # --batch-size is per process; a step trains on the global batch of all of them.
+        self.global_batch = train_cfg.batch_size * self.dist.world_size
         n = len(dataset)  # type: ignore[arg-type]
-        if n < train_cfg.batch_size:
+        if n < self.global_batch:
+            per = f" ({self.dist.world_size} x {train_cfg.batch_size})" if self.dist.enabled \
+                else ""
             raise DataError(
-                f"the dataset has {n} image(s), fewer than the batch size {train_cfg.batch_size}; "
-                "add images or lower --batch-size"
+                f"the dataset has {n} image(s), fewer than the batch size "
+                f"{self.global_batch}{per}; add images or lower --batch-size"
             )
-        self.steps_per_epoch = math.ceil(n / train_cfg.batch_size)
+        self.steps_per_epoch = (distributed.steps_per_epoch(n, self.global_batch,
+                                                            self.dist.world_size)
+                                if self.dist.enabled else math.ceil(n / train_cfg.batch_size))
+        left_out = n % self.global_batch
+        if self.dist.enabled and 0 < left_out < self.dist.world_size:
+            log.info("the last %d image(s) of each epoch's order are left out: fewer than the "
+                     "%d processes", left_out, self.dist.world_size)
         self.total_epochs = train_cfg.epochs + train_cfg.epochs_decay
         self.epoch = 0
         self.epoch_step = 0
@@ -91,9 +107,19 @@ class Trainer:
         self.best: dict[str, Any] | None = None
         self.last_eval_step = -1
         model.trained_batch_size = train_cfg.batch_size
-        model.data_config = data_cfg  # type: ignore[attr-defined]  (as a loaded model has)
+        model.data_config = data_cfg  # as a loaded model has
         model.setup_optimizers()
         self.acceleration = acceleration.resolve(train_cfg, model.device)
+        if self.dist.enabled:
+            self.strategy: SingleProcessStrategy = distributed.DistributedStrategy(
+                self.acceleration.precision, self.dist)
+            if train_cfg.sync_bn:
+                converted = distributed.convert_sync_batchnorm(model)
+                log.info("--sync-bn: %d batch-norm layers compute statistics over the global "
+                         "batch", converted)
+        else:
+            self.strategy = SingleProcessStrategy(self.acceleration.precision)
+        model.use_strategy(self.strategy)
         acceleration.apply(self.acceleration, model)
         self.schedulers = {k: build_scheduler(o, train_cfg) for k, o in model.optimizers.items()}
         # The generator's moving average (--ema): tensors outside the model, so compiling the
@@ -101,26 +127,21 @@ class Trainer:
         self.ema = GeneratorEMA(model, train_cfg.ema) if train_cfg.ema > 0 else None
         if resume_state is not None:
             self._restore(resume_state)
-        self.evaluator = self._make_evaluator()
-        self.logger = RunLogger(
+        self.evaluator = self._make_evaluator() if self.is_main else None
+        self.logger: RunLogger | _NullLogger = RunLogger(
             self.run_dir, tensorboard=train_cfg.tensorboard, resume_step=self.step
-        )
+        ) if self.is_main else _NullLogger()
         self._stop_requested = False
         self._sample_batch = self._make_sample_batch()
         self.step_callbacks: list[Callable[[Trainer, dict[str, float]], None]] = []
 
     # --- state ------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {
-            "model": self.model.name,
-            "model_config": to_dict(self.model.config),
-            "data_config": to_dict(self.data_cfg),
-            "train_config": to_dict(self.cfg),
-            "networks": self.model.state_dict(),
+        """The checkpoint's contents (the schema is gankit.saved_model's)."""
+        training = {
             "optimizers": {k: o.state_dict() for k, o in self.model.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            "scalers": self.model.scaler_state(),
-            "extra": self.model.extra_state(),
+            "scalers": self.strategy.state_dict(),
             "rng": rng_state(),
             "epoch": self.epoch,
             "epoch_step": self.epoch_step,
@@ -128,16 +149,27 @@ class Trainer:
             "epoch_sums": dict(self.epoch_sums),
             "eval": {"best": dict(self.best) if self.best else {},
                      "last_step": self.last_eval_step},
+            "world_size": self.dist.world_size,
+            **({"parameter_digests": self._digests} if self._digests else {}),
             **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
         }
+        return checkpoint_state(self.model, self.cfg, training)
 
     def _restore(self, state: dict[str, Any]) -> None:
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.dist.world_size:
+            raise ConfigError(
+                f"this run was trained on {saved_world} process(es) and is resumed on "
+                f"{self.dist.world_size}: the data order, the batches and the random streams "
+                f"depend on the number of processes, so it cannot continue exactly. Resume "
+                f"it on {saved_world} (torchrun --nproc-per-node {saved_world} ... or without "
+                "torchrun for 1), or start a new run with --init-from to keep its weights")
         self.model.load_state_dict(state["networks"])
         for k, opt in self.model.optimizers.items():
             opt.load_state_dict(state["optimizers"][k])
         for k, sched in self.schedulers.items():
             sched.load_state_dict(state["schedulers"][k])
-        self.model.load_scaler_state(state.get("scalers", {}))
+        self.strategy.load_state_dict(state.get("scalers", {}))
         self.model.load_extra_state(state.get("extra", {}))
         self.epoch = state["epoch"]
         self.epoch_step = state["epoch_step"]
@@ -169,20 +201,27 @@ class Trainer:
         ones."""
         return self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext()
 
-    def save(self, name: str = "latest") -> Path:
-        path = save_checkpoint(self.state(), self.run_dir / "checkpoints" / f"{name}.pt")
-        log.debug("saved %s", path)
+    def save(self, name: str = "latest", *, all_processes: bool = True) -> Path:
+        """Write checkpoint ``name`` (rank 0). Called by every process at the same points
+        (``all_processes``), it first checks that all of them hold the same parameters."""
+        path = self.run_dir / "checkpoints" / f"{name}.pt"
+        if self.dist.enabled and all_processes:
+            self._digests = digests = distributed.gather_digests(self.model)
+            if len(set(digests)) > 1:
+                raise TrainingDiverged(
+                    f"the processes' parameters differ at step {self.step} ({', '.join(digests)}"
+                    "): gradients were not averaged alike; please report this with the command")
+        if self.is_main:
+            save_checkpoint(self.state(), path)
+            log.debug("saved %s", path)
         return path
 
     def write_config(self) -> None:
+        if not self.is_main:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        config = {
-            "model": self.model.name,
-            "model_config": to_dict(self.model.config),
-            "data_config": to_dict(self.data_cfg),
-            "train_config": to_dict(self.cfg),
-        }
-        (self.run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        text = json.dumps(run_config(self.model, self.cfg), indent=2) + "\n"
+        (self.run_dir / "config.json").write_text(text)
 
     # --- loop -------------------------------------------------------------------------------
     def _loader(self) -> DataLoader:
@@ -190,13 +229,18 @@ class Trainer:
             len(self.dataset),  # type: ignore[arg-type]
             self.cfg.seed,
             self.epoch,
-            start=self.epoch_step * self.cfg.batch_size,
+            start=self.epoch_step * self.global_batch,
         )
         workers = loader_workers(self.data_cfg.workers)
+        if self.dist.enabled:
+            blocks = distributed.ShardedBatchSampler(sampler.keys, self.global_batch, self.dist)
+            self._shards = list(blocks.shards)
+            batching: dict[str, Any] = {"batch_sampler": blocks}
+        else:
+            batching = {"batch_size": self.cfg.batch_size, "sampler": sampler}
         return DataLoader(
             self.dataset,
-            batch_size=self.cfg.batch_size,
-            sampler=sampler,
+            **batching,
             num_workers=workers,
             pin_memory=self.model.device.type == "cuda",
             # A private generator keeps the loader from drawing on the global torch RNG, whose
@@ -229,17 +273,24 @@ class Trainer:
         total_steps = self.total_epochs * self.steps_per_epoch
         if self.cfg.max_steps is not None:
             total_steps = min(total_steps, self.cfg.max_steps)
-        bar = _progress(total_steps, self.step, self.cfg.progress)
+        bar = _progress(total_steps, self.step, self.cfg.progress and self.is_main)
         losses: dict[str, float] = {}
         checkpoint = None
         interrupted = False
         rate = RateMeter()
         self.model.train()
+        if self.dist.enabled:
+            log.info("training on %s: batch %d per process, global batch %d",
+                     self.dist.describe(), self.cfg.batch_size, self.global_batch)
         with _graceful_interrupt(self):
             while not self._finished():
-                for batch in self._loader():
-                    n_images = _batch_size(batch)
+                for i, batch in enumerate(self._loader()):
+                    n_images = _batch_size(batch) * self.dist.world_size
+                    if self.dist.enabled:
+                        self._begin_distributed_step(self._shards[i])
                     losses = _as_floats(self.model.train_step(self.model.to_device(batch)))
+                    if self.dist.enabled:  # what follows (evaluation, samples) is rank 0's
+                        rng.set_batch_shard(rng.BatchShard())
                     if self.ema is not None:
                         self.ema.update(self.model)
                     self._check_finite(losses)
@@ -249,6 +300,8 @@ class Trainer:
                         self.epoch_sums[k] = self.epoch_sums.get(k, 0.0) + v
                     rate.update(n_images)
                     self._after_step(losses, rate, bar)
+                    if self.dist.enabled:  # a signal to any process stops all at this step
+                        self._stop_requested = distributed.any_process(self._stop_requested)
                     if self._stop_requested or self._finished():
                         break
                 if self._stop_requested:
@@ -260,11 +313,19 @@ class Trainer:
                     and self.last_eval_step != self.step:
                 self.logger.log(self.step, self.epoch, self.evaluate())  # the final model
             checkpoint = self.save("latest")
+        rng.set_batch_shard(rng.BatchShard())
         bar.close()
         self.write_page()
         self.logger.close()
+        distributed.barrier()  # no process leaves before rank 0 has written everything
         return FitResult(self.run_dir, self.step, self.epoch, interrupted, losses, checkpoint,
                          dict(self.best) if self.best else None)
+
+    def _begin_distributed_step(self, shard: rng.BatchShard) -> None:
+        distributed.sync_rng()
+        rng.set_batch_shard(shard)
+        assert isinstance(self.strategy, distributed.DistributedStrategy)
+        self.strategy.begin_step(shard)
 
     def _check_finite(self, losses: dict[str, float]) -> None:
         bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
@@ -355,7 +416,7 @@ class Trainer:
                  time.perf_counter() - started)
         if improved:
             self.best = {"metric": key, "value": value, "step": self.step, "epoch": self.epoch}
-            self.save("best")
+            self.save("best", all_processes=False)
             write_bytes_atomic(self.run_dir / "checkpoints" / "best.json",
                                (json.dumps(self.best, indent=2) + "\n").encode())
         return values
@@ -368,13 +429,17 @@ class Trainer:
         return default_collate([it for it in items if _shapes(it) == first][:8])
 
     def save_samples(self) -> Path:
+        path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
+        if not self.is_main:
+            return path
         with self.inference_weights(), self.model.inference():
             grid = self.model.sample_grid(self.model.to_device(self._sample_batch))
-        path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
         save_grid(grid, path)
         return path
 
     def write_page(self) -> None:
+        if not self.is_main:
+            return
         write_run_page(self.run_dir, self.model.name, self.logger.series(), self.step,
                        best=self.best)
 
@@ -463,25 +528,52 @@ class _NoBar:
         pass
 
 
+class _NullLogger:
+    """The logger of processes other than rank 0: they write nothing."""
+
+    def log(self, step: int, epoch: int, values: dict[str, float]) -> None:
+        pass
+
+    def series(self, exclude: tuple[str, ...] = ()) -> dict[str, list[tuple[float, float]]]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
 class _graceful_interrupt:
-    """First Ctrl-C: finish the current step, save, stop. Second Ctrl-C: stop at once."""
+    """First Ctrl-C or SIGTERM (what SLURM and other schedulers send before preemption, and
+    torchrun passes on): finish the current step, save, stop. A second Ctrl-C stops at once;
+    SIGTERM never does (a scheduler may send it more than once)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
-        self.previous: Any = None
+        self.previous: dict[int, Any] = {}
+        self.first = 0.0
+
+    # Under torchrun one Ctrl-C arrives twice (from the terminal and passed on by torchrun):
+    # a repeat this soon after the first is the same request.
+    REPEAT_S = 1.0
 
     def _handler(self, signum: int, frame: Any) -> None:
         if self.trainer._stop_requested:
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT and time.monotonic() - self.first > self.REPEAT_S:
+                raise KeyboardInterrupt
+            return
+        self.first = time.monotonic()
         self.trainer._stop_requested = True
-        log.warning("interrupt received: finishing this step and saving a checkpoint "
-                    "(press Ctrl-C again to stop at once without saving)")
+        what = "interrupt" if signum == signal.SIGINT else "SIGTERM"
+        log.warning("%s received: finishing this step and saving a checkpoint (press Ctrl-C "
+                    "again to stop at once without saving)", what)
 
     def __enter__(self) -> _graceful_interrupt:
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handler)
+            for sig in self.SIGNALS:
+                self.previous[sig] = signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous)

@@ -1,13 +1,13 @@
 """Evaluate a model on held-out data: translate (or sample), then measure.
 
 Used by ``gankit evaluate CHECKPOINT --data DATASET`` and by the training engine's
-``--eval-every``. What is measured depends only on the model's task and on the pairing of its
-data, never on a model's name:
+``--eval-every``. What is measured is what the model class declares (``metrics``), limited by
+its data kind (:mod:`gankit.data.kinds`), never decided by a model's name:
 
-  translation, targets known (paired, colorization)  L1, PSNR, SSIM vs the targets; FID/KID of
-                                                     the outputs vs the targets
-  translation, unpaired (CycleGAN)                   FID/KID of the A->B outputs vs the B images
-  generation                                         FID/KID of ``model.sample(n)`` vs the data
+  translation, the kind has targets (paired,   L1, PSNR, SSIM vs the targets; FID/KID of the
+  colorization)                                outputs vs the targets
+  translation, no targets (unpaired)           FID/KID of the A->B outputs vs the B images
+  generation                                   FID/KID of ``model.sample(n)`` vs the data
 
 The held-out set is the dataset's ``test`` phase, else its ``val`` phase; without either, a
 fixed, evenly spaced subset of the training data (the log says so). Evaluation runs inside
@@ -30,7 +30,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from gankit.build import Configs, build_dataset_for
 from gankit.data.config import DataConfig
+from gankit.data.kinds import data_kind_of, get_data_kind
 from gankit.errors import ConfigError, DataError
 from gankit.metrics.features import FeatureExtractor
 from gankit.metrics.frechet import fid_from_stats
@@ -38,6 +40,7 @@ from gankit.metrics.kid import kernel_inception_distance
 from gankit.metrics.paired import l1_per_image, psnr_per_image, ssim_per_image
 from gankit.metrics.stats import FeatureStats
 from gankit.models.base import GANModel
+from gankit.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,6 @@ HELD_OUT_PHASES = ("test", "val")
 PAIRED_METRICS = ("l1", "psnr", "ssim")
 FEATURE_METRICS = ("fid", "kid")
 HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "fid": False, "kid": False}
-WITH_TARGETS = ("paired", "colorization")
 
 
 # --- what to evaluate on ------------------------------------------------------------------------
@@ -56,17 +58,21 @@ class EvalSet:
     dataset: Dataset
     indices: list[int]
     description: str
-    pairing: str = "single"
+    data_kind: str = "single"
+
+    @property
+    def has_targets(self) -> bool:
+        return get_data_kind(self.data_kind).has_targets
 
 
-def pairing_of(model: GANModel, dataset: Dataset | None = None) -> str:
-    """paired / colorization / unpaired / single: the dataset's own pairing, else the model's."""
-    pairing = getattr(dataset, "pairing", "") or getattr(type(model), "pairing", "")
-    return pairing or "single"
+def kind_of(model: GANModel, dataset: Dataset | None = None) -> str:
+    """The name of the data kind: the dataset's own (a paired dataset given to an unpaired
+    model stays paired), else the model's."""
+    return data_kind_of(dataset, model.data_kind).name
 
 
 def has_targets(model: GANModel, dataset: Dataset | None = None) -> bool:
-    return model.task == "translation" and pairing_of(model, dataset) in WITH_TARGETS
+    return model.task == "translation" and get_data_kind(kind_of(model, dataset)).has_targets
 
 
 def held_out_phase(data: DataConfig) -> str | None:
@@ -87,11 +93,8 @@ def held_out_phase(data: DataConfig) -> str | None:
 def build_eval_dataset(model: GANModel, data: DataConfig) -> Dataset:
     """The dataset of ``data`` as ``model`` reads it, with evaluation transforms (no random
     crops or flips)."""
-    from gankit import api  # the API imports the engine, which imports this module
-    from gankit.train.config import TrainConfig
-
-    configs = api.Configs(type(model), model.config, data, TrainConfig())
-    return api.build_dataset_for(configs, model, train=False)
+    configs = Configs(type(model), model.config, data, TrainConfig())
+    return build_dataset_for(configs, model, train=False)
 
 
 def evenly_spaced(n_items: int, n: int) -> list[int]:
@@ -117,7 +120,7 @@ def held_out_set(model: GANModel, data: DataConfig, n: int,
             "generation is measured against the training data"
         where = f"a fixed subset of the training data of {data.data or 'the run'} ({what})"
     description = f"{len(indices)} samples from {where}"
-    return EvalSet(dataset, indices, description, pairing_of(model, dataset))
+    return EvalSet(dataset, indices, description, kind_of(model, dataset))
 
 
 # --- running the model --------------------------------------------------------------------------
@@ -154,7 +157,7 @@ def translate_and_measure(model: GANModel, eval_set: EvalSet, *, batch_size: int
                           real_features: bool = True, progress: bool = False) -> Outputs:
     """Translate the held-out inputs (A -> B) and measure them batch by batch."""
     out = Outputs()
-    targets = eval_set.pairing in WITH_TARGETS
+    targets = eval_set.has_targets
     seen_b: set[str] = set()
     bar = _bar(progress, len(eval_set.indices), "translating")
     for batch in _batches(eval_set.dataset, eval_set.indices, batch_size):
@@ -266,18 +269,28 @@ def summarize(out: Outputs, *, fid: bool, kid: bool, real_stats: FeatureStats | 
 
 
 # --- during training ----------------------------------------------------------------------------
+def usable_metrics(model: GANModel, dataset: Dataset | None = None) -> tuple[str, ...]:
+    """The metrics the model declares, less the paired ones where its data has no targets."""
+    targets = has_targets(model, dataset)
+    return tuple(m for m in model.metrics if targets or m not in PAIRED_METRICS)
+
+
 def resolve_metric(metric: str, model: GANModel, dataset: Dataset | None = None) -> str:
-    """``auto``: L1 for translation with targets, FID otherwise; a paired metric without
-    targets is a :class:`ConfigError`."""
+    """``auto``: the first metric the model declares that its data allows (L1 for
+    translation with targets, FID otherwise); a paired metric without targets is a
+    :class:`ConfigError`."""
+    usable = usable_metrics(model, dataset)
     if metric == "auto":
-        return "l1" if has_targets(model, dataset) else "fid"
+        if not usable:
+            raise ConfigError(f"{model.name} declares no metric that its data allows")
+        return usable[0]
     if metric in PAIRED_METRICS and not has_targets(model, dataset):
         raise ConfigError(
             f"--eval-metric {metric} needs ground-truth targets, which {model.name} on "
-            f"{pairing_of(model, dataset)} data does not have; use --eval-metric fid or kid")
-    if metric not in HIGHER_IS_BETTER:
-        raise ConfigError(f"unknown --eval-metric {metric!r}; use auto, "
-                          + ", ".join(HIGHER_IS_BETTER))
+            f"{kind_of(model, dataset)} data does not have; use --eval-metric fid or kid")
+    if metric not in HIGHER_IS_BETTER or metric not in model.metrics:
+        raise ConfigError(f"unknown --eval-metric {metric!r} for {model.name}; use auto, "
+                          + ", ".join(m for m in HIGHER_IS_BETTER if m in model.metrics))
     return metric
 
 
@@ -295,7 +308,7 @@ class Evaluator:
         self.batch_size = batch_size
         self.images = images
         self.eval_set = held_out_set(model, data, images, training)
-        if self.metric in PAIRED_METRICS and self.eval_set.pairing not in WITH_TARGETS:
+        if self.metric in PAIRED_METRICS and not self.eval_set.has_targets:
             raise ConfigError(f"--eval-metric {self.metric} needs targets, but the held-out "
                               f"set ({self.eval_set.description}) has none; use fid")
         self._extractor: FeatureExtractor | None = None
