@@ -116,8 +116,9 @@ def test_unet_layers_match_pix2pix():
     assert [u.in_channels for u in ups] == [512, 1024, 1024, 1024, 1024, 512, 256, 128]
     assert [u.out_channels for u in ups] == [512, 512, 512, 512, 256, 128, 64, 2]
     assert sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == 6 + 7
-    # bias only where no BatchNorm follows: first and innermost down conv, output conv
-    assert [c.bias is not None for c in downs] == [True] + [False] * 6 + [True]
+    # as in pix2pix: with batch norm only the output conv has a bias (gankit 1 also gave the
+    # first and the innermost down conv one: conv_bias="gankit1", tests/test_layout.py)
+    assert [c.bias is not None for c in downs] == [False] * 8
     assert [u.bias is not None for u in ups] == [False] * 7 + [True]
     n_params = sum(p.numel() for p in net.parameters())
     assert n_params == pytest.approx(54.4e6, rel=0.01)  # pix2pix unet_256 is 54.4 M

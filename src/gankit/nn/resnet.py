@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from gankit.errors import ConfigError
-from gankit.nn.norms import norm_layer, uses_bias
+from gankit.nn.layout import norm_bias
+from gankit.nn.norms import norm_layer
 from gankit.nn.padding import check_multiple
 
 PaddingKind = Literal["reflect", "replicate", "zero"]
@@ -46,7 +47,11 @@ class ResnetBlock(nn.Module):
 
 class ResnetGenerator(nn.Module):
     """7x7 conv, two stride-2 downsamplings, ``n_blocks`` residual blocks, two transposed-conv
-    upsamplings and a 7x7 conv to Tanh. Height and width must be multiples of 4."""
+    upsamplings and a 7x7 conv to Tanh. Height and width must be multiples of 4.
+
+    Every conv but the 7x7 output one has a bias only with instance norm
+    (``conv_bias="official"``, as in CycleGAN) or unless BatchNorm follows (``"gankit1"``).
+    """
 
     size_multiple = 4
 
@@ -59,13 +64,14 @@ class ResnetGenerator(nn.Module):
         dropout: bool = False,
         n_blocks: int = 9,
         padding: str = "reflect",
+        conv_bias: str = "official",
     ) -> None:
         super().__init__()
         if padding not in PADDINGS:
             raise ConfigError(f"unknown padding {padding!r}; use one of {', '.join(PADDINGS)}")
         if n_blocks < 0:
             raise ConfigError(f"ResnetGenerator needs n_blocks >= 0, got {n_blocks}")
-        bias = uses_bias(norm)
+        bias = norm_bias(norm, conv_bias)
         layers: list[nn.Module] = _padded_conv(in_channels, ngf, 7, "reflect", bias)
         layers += [norm_layer(norm, ngf), nn.ReLU(inplace=True)]
         width = ngf

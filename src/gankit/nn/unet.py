@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from gankit.errors import ConfigError
-from gankit.nn.norms import norm_layer, uses_bias
+from gankit.nn.layout import norm_bias
+from gankit.nn.norms import norm_layer
 from gankit.nn.padding import check_multiple
 
 DROPOUT_LEVELS = 3  # up blocks right outside the innermost one that get Dropout(0.5)
@@ -35,7 +36,8 @@ class UnetGenerator(nn.Module):
     size 1). LeakyReLU(0.2) on the way down, ReLU on the way up, Tanh at the output. With
     ``dropout`` the up blocks of the 3 levels just outside the innermost get Dropout(0.5)
     (for unet_256 that is exactly pix2pix; the reference gives unet_128 only 2).
-    A conv bias is used unless a BatchNorm follows it.
+    ``conv_bias="official"``: every conv but the output one has a bias only with instance
+    norm, as in pix2pix; ``"gankit1"``: a bias unless BatchNorm follows (gankit 1's layout).
     """
 
     def __init__(
@@ -46,12 +48,15 @@ class UnetGenerator(nn.Module):
         ngf: int = 64,
         norm: str = "batch",
         dropout: bool = False,
+        conv_bias: str = "official",
     ) -> None:
         super().__init__()
         if num_downs < 2:
             raise ConfigError(f"UnetGenerator needs num_downs >= 2, got {num_downs}")
         self.size_multiple = 2**num_downs
-        bias = uses_bias(norm)
+        bias = norm_bias(norm, conv_bias)
+        # gankit 1 gave the down convs no norm follows (outermost, innermost) a bias always
+        bare_down_bias = bias if conv_bias == "official" else True
         widths = [ngf * min(2**level, 8) for level in range(num_downs)]
         innermost = num_downs - 1
 
@@ -62,9 +67,8 @@ class UnetGenerator(nn.Module):
             is_inner = level == innermost
             is_outer = level == 0
             has_down_norm = not (is_inner or is_outer)
-            down_conv = nn.Conv2d(
-                outer, width, 4, stride=2, padding=1, bias=bias or not has_down_norm
-            )
+            down_bias = bias if has_down_norm else bare_down_bias
+            down_conv = nn.Conv2d(outer, width, 4, stride=2, padding=1, bias=down_bias)
             # not in place: the block input is also the skip tensor (the result is the same)
             down: list[nn.Module] = [] if is_outer else [nn.LeakyReLU(0.2)]
             down.append(down_conv)

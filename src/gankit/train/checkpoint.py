@@ -17,7 +17,7 @@ from gankit.atomic import atomic_open
 from gankit.errors import CheckpointError, GankitError
 
 FORMAT = "gankit-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: translation configs record conv_bias (gankit.nn.layout)
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:

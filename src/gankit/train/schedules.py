@@ -17,14 +17,22 @@ from gankit.train.config import TrainConfig
 
 
 def linear_decay(epochs: int, epochs_decay: int) -> Callable[[int], float]:
-    """The pix2pix/CycleGAN policy: constant for ``epochs``, then linearly towards zero.
+    """The pix2pix/CycleGAN policy, exactly: in 1-based epoch E the rate is multiplied by
+    ``1 - max(0, E + 1 - epochs) / (epochs_decay + 1)``.
 
-    A plain function, so the scheduler's state dict holds no copy of the epoch counts and a
-    resumed run with more epochs follows the new counts.
+    With 100 + 100 epochs: 1 up to epoch 99, 100/101 in epoch 100, 1/101 in epoch 199 and 0
+    in epoch 200, as the reference gets by stepping its LambdaLR at the start of each epoch.
+    The engine steps at epoch ends, so the scheduler's ``epoch`` counts the epochs done, E - 1.
+    With ``epochs_decay=0`` the rate stays constant (the reference would train its last epoch
+    at rate 0). Never negative, also past the end of the schedule. A plain function, so the
+    scheduler's state dict holds no copy of the epoch counts and a resumed run with more
+    epochs follows the new counts.
     """
 
     def factor(epoch: int) -> float:
-        return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
+        if epochs_decay == 0:
+            return 1.0
+        return max(0.0, 1.0 - max(0, epoch + 2 - epochs) / float(epochs_decay + 1))
 
     return factor
 
