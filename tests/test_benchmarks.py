@@ -70,3 +70,10 @@ def test_zoo_results_trains_and_judges_each_model_given(mnist_judge, monkeypatch
 def test_cpu_threads_quick_measures_each_wait_policy():
     out = run_script("cpu_threads.py", "--quick", "--seconds", "1")
     assert "1 thread speed / 2 threads" in out and "| pix2pix-32x2 | 1 x Python loop |" in out
+
+
+@pytest.mark.slow
+def test_distributed_scaling_quick_compares_one_and_two_processes():
+    out = run_script("distributed_scaling.py", "--quick", "--steps", "4", "--rounds", "1",
+                     "--threads", "2", "--no-write")
+    assert "| pix2pix-32 | 2 | 4 |" in out and "images/s, 2 processes" in out

@@ -133,3 +133,12 @@ def test_train_interrupt_resume_translate(emoji_small, tmp_path, cli, caplog):
 def test_checkpoint_commands_need_an_existing_file(cli, tmp_path, cmd):
     r = cli(*cmd[:1], tmp_path / "missing.pt", *cmd[1:])
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_device_is_not_taken_for_devices():
+    from gankit.cli import _train_preparser
+
+    pre, _ = _train_preparser().parse_known_args(["pix2pix", "--device", "cpu"])
+    assert pre.devices is None
+    pre, _ = _train_preparser().parse_known_args(["pix2pix", "--devices", "2"])
+    assert pre.devices == 2

@@ -12,6 +12,7 @@ import difflib
 import importlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +30,7 @@ log = logging.getLogger("gankit")
 
 # Commands that live in their own module under gankit.commands: each module has
 # ``add_parser(sub)``, which adds its sub-parser and sets ``func``.
-COMMAND_MODULES: tuple[str, ...] = ("sample", "export", "serve", "evaluate")
+COMMAND_MODULES: tuple[str, ...] = ("sample", "export", "serve", "evaluate", "import_official")
 
 
 class Parser(argparse.ArgumentParser):
@@ -93,8 +94,9 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("translate", help="translate images with a trained model")
     p.add_argument("checkpoint", help="checkpoint file or run folder")
-    p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns; or videos "
+                   "(.mp4, .mov, ...: translated frame by frame, needs gankit[video])")
+    p.add_argument("--out", required=True, help="output folder (for one video: out.mp4)")
     p.add_argument("--batch-size", type=_positive_int, default=8)
     p.add_argument("--reverse", action="store_true", help="B to A (CycleGAN's second generator)")
     p.add_argument("--inference-mode", choices=("auto", "train", "eval"), default=None,
@@ -104,6 +106,14 @@ def build_parser() -> Parser:
                    help="inputs are A|B pairs: translate one half, show the other as target")
     p.add_argument("--bit-depth", type=int, choices=(8, 16), default=8,
                    help="bit depth of the written PNGs")
+    p.add_argument("--load-size", type=_positive_int, default=None, metavar="N",
+                   help="resize inputs so the short side is N (the training scale), "
+                   "translate, resize outputs back to the input size")
+    p.add_argument("--tile", type=_positive_int, default=None, metavar="SIZE",
+                   help="translate large images in SIZE x SIZE tiles, --batch-size at a time, "
+                   "blended without seams")
+    p.add_argument("--overlap", type=int, default=32, metavar="PX",
+                   help="overlap of neighbouring tiles (default 32, at most SIZE/2)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="seed for dropout at test time")
     p.set_defaults(func=cmd_translate)
@@ -112,7 +122,8 @@ def build_parser() -> Parser:
     p.add_argument("checkpoint")
     p.set_defaults(func=cmd_info)
 
-    data = sub.add_parser("data", help="download and inspect datasets")
+    data = sub.add_parser("data", help="download, inspect and prepare datasets (combine, "
+                          "resize, edges)")
     data_sub = data.add_subparsers(title="data commands", metavar="COMMAND")
     p = data_sub.add_parser("list", help="the datasets gankit can download")
     p.set_defaults(func=cmd_data_list)
@@ -122,6 +133,7 @@ def build_parser() -> Parser:
     p.add_argument("--mirror", default=None, help="base URL of a mirror of the official files")
     p.add_argument("--force", action="store_true", help="download again even if present")
     p.set_defaults(func=cmd_data_download)
+    importlib.import_module("gankit.commands.data_tools").add_parsers(data_sub)
     data.set_defaults(func=lambda _args: data.print_help())
 
     for name in COMMAND_MODULES:
@@ -131,9 +143,10 @@ def build_parser() -> Parser:
 
 # --- train ------------------------------------------------------------------------------------
 def _train_preparser() -> Parser:
-    pre = Parser(prog="gankit train", add_help=False)
+    pre = Parser(prog="gankit train", add_help=False, allow_abbrev=False)
     pre.add_argument("--recipe")
     pre.add_argument("--resume")
+    pre.add_argument("--devices", type=_positive_int, default=None)
     pre.add_argument("-h", "--help", action="store_true")
     return pre
 
@@ -157,6 +170,9 @@ def train_parser(model: str | None, recipe: str | None, resume: bool) -> Parser:
     parser.add_argument("--resume", metavar="RUN", help="continue a run from its latest checkpoint")
     parser.add_argument("--run-dir", help="where checkpoints, logs and samples go "
                         "(default: runs/MODEL-DATA-TIME)")
+    parser.add_argument("--devices", type=_positive_int, metavar="N",
+                        help="train on N processes of this machine (one per GPU, or CPU "
+                        "shares): runs this command under torchrun (docs/distributed.md)")
     defaults = api.resolve_configs(model, {}, recipe) if model and not resume else None
     if resume:
         cfgmod.add_arguments(parser.add_argument_group("training options (may change on "
@@ -185,6 +201,8 @@ def cmd_train(argv: list[str]) -> int:
         parser.print_help()
         return 0
     args = parser.parse_args(argv)
+    if args.devices is not None:
+        return _launch_on_devices(args.devices, argv)
     if pre.resume:
         options = cfgmod.pick(args, TrainConfig)
         trainer = api.resume_trainer(pre.resume, model=pre.model, **options)
@@ -194,7 +212,7 @@ def cmd_train(argv: list[str]) -> int:
         if not model:
             parser.error("name a model, a --recipe or --resume RUN")
         options = {k: v for k, v in vars(args).items()
-                   if k not in ("model", "recipe", "resume", "run_dir")}
+                   if k not in ("model", "recipe", "resume", "run_dir", "devices")}
         trainer = api.trainer(model, run_dir=args.run_dir, recipe=pre.recipe, **options)
         log.info("training %s on %s", trainer.model.name, _describe(trainer.dataset))
         log.info("run folder: %s", trainer.run_dir)
@@ -206,6 +224,48 @@ def cmd_train(argv: list[str]) -> int:
     log.info("done: %d steps, %d epochs. Checkpoint: %s\nSamples and loss curves: %s",
              result.step, result.epoch, result.checkpoint, result.run_dir / "index.html")
     return 0
+
+
+def _launch_on_devices(n: int, argv: list[str]) -> int:
+    """``gankit train --devices N ...``: the same command on N processes, through torchrun."""
+    import subprocess
+
+    from gankit.train.distributed import env_world_size
+
+    rest = _without_option(argv, "--devices")
+    if env_world_size() > 1:  # already one of torchrun's processes
+        if env_world_size() != n:
+            raise ConfigError(f"--devices {n} inside a torchrun job of {env_world_size()} "
+                              "processes; leave --devices out under torchrun")
+        return cmd_train(rest)
+    if n == 1:
+        return cmd_train(rest)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={n}", "-m", "gankit", "train", *rest]
+    log.info("starting %d processes: %s", n, " ".join(command[1:]))
+    proc = subprocess.Popen(command)
+    # Ctrl-C reaches the processes from the terminal: they finish their step and save. Here it
+    # is ignored (torchrun must not be killed under them); SIGTERM is passed on.
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+                signal.SIGTERM: signal.signal(signal.SIGTERM,
+                                              lambda *_: proc.send_signal(signal.SIGTERM))}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _without_option(argv: list[str], name: str) -> list[str]:
+    out, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == name:
+            skip = True
+        elif not word.startswith(name + "="):
+            out.append(word)
+    return out
 
 
 def _describe(dataset: Any) -> str:
@@ -233,6 +293,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
     from gankit.models.translation import TranslationModel
     from gankit.translate import translate_paths
+    from gankit.video import is_video_file, translate_videos
 
     model = api.load(args.checkpoint, device=args.device)
     if not isinstance(model, TranslationModel):
@@ -241,9 +302,17 @@ def cmd_translate(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     if args.inference_mode is not None:
         model.config.inference_mode = args.inference_mode
+    scale = {"load_size": args.load_size, "tile": args.tile, "overlap": args.overlap}
+    if any(is_video_file(i) for i in args.inputs):
+        # eval mode unless a mode is asked for: train mode flickers from frame to frame
+        for result in translate_videos(
+                model, args.inputs, args.out, batch_size=args.batch_size, reverse=args.reverse,
+                train_mode=None if args.inference_mode else False, **scale):
+            print(f"wrote {result.path} ({result.frames} frames, {result.fps:.3g} fps)")
+        return 0
     index = translate_paths(model, args.inputs, args.out, batch_size=args.batch_size,
                             reverse=args.reverse, aligned=args.aligned,
-                            bit_depth=args.bit_depth)
+                            bit_depth=args.bit_depth, **scale)
     print(f"wrote {index}")
     return 0
 

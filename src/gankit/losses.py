@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit.errors import ConfigError
+from gankit.rng import per_sample
 
 AdvMode = Literal["vanilla", "lsgan", "wgan", "wgan-gp", "hinge"]
 ADV_MODES: tuple[str, ...] = get_args(AdvMode)
@@ -91,9 +92,11 @@ def _input_gradient_penalty(
 
 
 def _per_sample_rand(x: torch.Tensor) -> torch.Tensor:
-    """U[0,1) of shape (N, 1, 1, ...), one draw per sample, from the global torch RNG."""
-    shape = (x.shape[0],) + (1,) * (x.dim() - 1)
-    return torch.rand(shape, device=x.device, dtype=x.dtype)
+    """U[0,1) of shape (N, 1, 1, ...), one draw per sample, from the global torch RNG (as
+    one process would draw them for the global batch: gankit.rng)."""
+    tail = (1,) * (x.dim() - 1)
+    return per_sample(lambda k: torch.rand((k, *tail), device=x.device, dtype=x.dtype),
+                      x.shape[0])
 
 
 def gradient_penalty(

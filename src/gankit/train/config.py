@@ -13,7 +13,9 @@ from gankit.errors import ConfigError
 class TrainConfig:
     epochs: int = option(100, "epochs at the starting learning rate", min=0)
     epochs_decay: int = option(100, "further epochs over which the learning rate decays", min=0)
-    batch_size: int = option(1, "images per step", min=1)
+    batch_size: int = option(
+        1, "images per step and process: with torchrun on N processes a step trains on N x "
+        "this many (docs/distributed.md)", min=1)
     lr_policy: Literal["linear", "step", "cosine", "plateau", "constant"] = option(
         "linear", "learning-rate schedule: linear decay to 0 over epochs_decay (the paper's), "
         "step, cosine, plateau or constant"
@@ -68,6 +70,14 @@ class TrainConfig:
         0.0, "keep an exponential moving average of the generator weights with this decay "
         "(e.g. 0.999; warmed up over the first steps), used for evaluation, sample grids and "
         "inference from the checkpoint (0: off)", min=0.0)
+    init_from: str | None = option(
+        None, "fine-tune: start from the network weights of this checkpoint, run folder or "
+        "release of the same model and architecture (optimizers and schedule start afresh; "
+        "--resume continues a run instead)")
+
+    sync_bn: bool = option(
+        False, "with torchrun: batch norm statistics over the global batch of all processes "
+        "(SyncBatchNorm) instead of each process's block")
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ema < 1.0:
