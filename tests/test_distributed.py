@@ -156,7 +156,9 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
 
 def test_sigterm_to_one_rank_stops_all_and_a_killed_rank_ends_the_job(emoji_small, tmp_path):
     run = tmp_path / "run"
-    opts = {**PIX, "max_steps": 100000, "save_latest_every": 2}
+    # endless: the signals must come while it trains, however slow the machine
+    opts = {**{k: v for k, v in PIX.items() if k != "max_steps"}, "epochs": 100000,
+            "save_latest_every": 2}
     latest = run / "checkpoints" / "latest.pt"
 
     proc = torchrun("pix2pix", "--data", emoji_small, "--run-dir", run, *flags(opts),
@@ -164,10 +166,10 @@ def test_sigterm_to_one_rank_stops_all_and_a_killed_rank_ends_the_job(emoji_smal
     _wait_for(latest, proc)
     os.kill(_rank_pid(proc, 1), signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0  # the ranks report the stop with exit status 130
+    assert proc.returncode != 0, err[-2000:]  # the ranks report the stop with status 130
     assert "SIGTERM received" in err and "resume with: gankit train --resume" in err
     stopped = load_checkpoint(latest)
-    assert 0 < stopped["step"] < 100000 and len(set(stopped["parameter_digests"])) == 1
+    assert stopped["step"] > 0 and len(set(stopped["parameter_digests"])) == 1
 
     proc = torchrun("--resume", run, wait=False)
     deadline = time.time() + 300
