@@ -13,6 +13,7 @@ Data: the real MNIST test set from ../shared/data/mnist (the first 5000 digits t
 the rest for the judge), or ``--data datasets/mnist`` after ``gankit data download mnist``.
 
     .venv/bin/python benchmarks/zoo_results.py                 # ~2 min per model
+    .venv/bin/python benchmarks/zoo_results.py --part translation   # part 2, a few minutes
     .venv/bin/python benchmarks/zoo_results.py --seconds 20 --models dcgan,cgan --no-write
 """
 
@@ -38,12 +39,14 @@ from gankit.models.generation import GenerationModel  # noqa: E402
 from gankit.registry import get_model_class  # noqa: E402
 from gankit.report.grid import make_grid, save_grid  # noqa: E402
 
-from benchmark_report import cpu_name  # noqa: E402
+from benchmark_report import cpu_name, write_section  # noqa: E402
 from mnist_judge import JUDGE_SPLIT, MnistJudge, mnist_arrays  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 DOC = REPO / "docs" / "zoo.md"
 IMAGES = REPO / "docs" / "images" / "zoo"
+BEGIN = "<!-- zoo_results:begin -->"
+END = "<!-- zoo_results:end -->"
 MODELS = ("gan", "dcgan", "lsgan", "wgan", "wgan_gp", "dragan", "bgan", "cgan", "acgan", "sgan",
           "aae")
 # Options per model for 28 px digits on a CPU, the ones the learning tests use: widths smaller
@@ -161,6 +164,7 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 def write_page(rows: list[Row], real: Any, args: argparse.Namespace) -> None:
     lines = [
+        BEGIN,
         "# The GAN zoo on MNIST",
         "",
         f"Every model trained for **{args.seconds:.0f} s** of wall-clock time on "
@@ -200,7 +204,8 @@ def write_page(rows: list[Row], real: Any, args: argparse.Namespace) -> None:
             lines += ["", f"![{r.model} latent interpolation](images/zoo/"
                       f"{r.model}_interpolation.png)"]
         lines.append("")
-    DOC.write_text("\n".join(lines))
+    lines.append(END)
+    write_section(DOC, "\n".join(lines), BEGIN, END)  # part 2 (hand-written) stays
     print(f"wrote {DOC}")
 
 
@@ -213,9 +218,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument("--part", choices=("mnist", "translation", "all"), default="all",
+                   help="the generative models on MNIST (--models, --seconds), the translation "
+                   "and adaptation models of part 2 (benchmarks/zoo_translation.py), or both")
     args = p.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
-    run(args)
+    if args.part in ("mnist", "all"):
+        run(args)
+    if args.part in ("translation", "all"):
+        import zoo_translation
+
+        zoo_translation.run(list(zoo_translation.MODELS), args.threads, not args.no_write)
     return 0
 
 

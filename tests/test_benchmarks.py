@@ -61,7 +61,7 @@ def test_zoo_results_trains_and_judges_each_model_given(mnist_judge, monkeypatch
     spec.loader.exec_module(zoo_results)
     monkeypatch.setattr(zoo_results, "MnistJudge", lambda shared: mnist_judge)
     assert zoo_results.main(["--seconds", "1", "--models", "dcgan,cgan", "--threads", "1",
-                             "--no-write"]) == 0
+                             "--part", "mnist", "--no-write"]) == 0
     out = capsys.readouterr().out
     assert "dcgan" in out and "cgan" in out and "label accuracy" in out
 
@@ -77,3 +77,9 @@ def test_distributed_scaling_quick_compares_one_and_two_processes():
     out = run_script("distributed_scaling.py", "--quick", "--steps", "4", "--rounds", "1",
                      "--threads", "2", "--no-write")
     assert "| pix2pix-32 | 2 | 4 |" in out and "images/s, 2 processes" in out
+
+
+@pytest.mark.slow
+def test_zoo_translation_trains_and_measures_a_part_2_model():
+    out = run_script("zoo_translation.py", "--models", "ccgan", "--threads", "1", "--no-write")
+    assert "ccgan" in out and "filling with the mean" in out

@@ -114,6 +114,10 @@ def build_parser() -> Parser:
                    "blended without seams")
     p.add_argument("--overlap", type=int, default=32, metavar="PX",
                    help="overlap of neighbouring tiles (default 32, at most SIZE/2)")
+    p.add_argument("--mask", default=None, metavar="FILE|centre",
+                   help="in-painting models (ccgan): the hole to fill, a mask image whose "
+                   "white pixels are missing, or centre (the model's default hole); without "
+                   "it the inputs' transparent pixels are the hole")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="seed for dropout at test time")
     p.set_defaults(func=cmd_translate)
@@ -123,7 +127,7 @@ def build_parser() -> Parser:
     p.set_defaults(func=cmd_info)
 
     data = sub.add_parser("data", help="download, inspect and prepare datasets (combine, "
-                          "resize, edges)")
+                          "resize, edges, blend)")
     data_sub = data.add_subparsers(title="data commands", metavar="COMMAND")
     p = data_sub.add_parser("list", help="the datasets gankit can download")
     p.set_defaults(func=cmd_data_list)
@@ -312,7 +316,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
         return 0
     index = translate_paths(model, args.inputs, args.out, batch_size=args.batch_size,
                             reverse=args.reverse, aligned=args.aligned,
-                            bit_depth=args.bit_depth, **scale)
+                            bit_depth=args.bit_depth, mask=args.mask, **scale)
     print(f"wrote {index}")
     return 0
 

@@ -17,6 +17,7 @@ at a time, so there the tiles differ slightly in tone; large tiles keep that sma
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections import defaultdict
@@ -132,7 +133,8 @@ def translate_tiled(
     batch_size: int = 4,
     multiple: int = 1,
 ) -> torch.Tensor:
-    """``translate`` (N, C, h, w) -> (N, C', h, w) applied to a (C, H, W) image in tiles.
+    """``translate`` (N, C, h, w) -> (N, C', h, w) applied to a (C, H, W) image in tiles
+    (or (N, C', s h, s w) -> an image ``s`` times larger: super-resolution).
 
     Only the input, the output and one batch of tiles are in memory at a time; the generator's
     activations are those of ``batch_size`` tiles, not of the whole image.
@@ -145,15 +147,21 @@ def translate_tiled(
     for t in grid:
         by_shape[t.shape].append(t)
     out: torch.Tensor | None = None
-    total = torch.zeros(height, width)
+    total = torch.zeros(0)
     for tiles in by_shape.values():
         for start in range(0, len(tiles), batch_size):
             chunk = tiles[start:start + batch_size]
             batch = torch.stack([image[:, t.top:t.bottom, t.left:t.right] for t in chunk])
             result = translate(batch).detach().to("cpu", torch.float32)
+            # A super-resolution model's output is ``scale`` times the tile: every window,
+            # overlap and weight of the output is the input's scaled by it.
+            scale = max(1, result.shape[-1] // batch.shape[-1])
             if out is None:
-                out = torch.zeros(result.shape[1], height, width)
+                out = torch.zeros(result.shape[1], height * scale, width * scale)
+                total = torch.zeros(height * scale, width * scale)
             for t, res in zip(chunk, result, strict=True):
+                if scale > 1:
+                    t = Tile(*(scale * v for v in dataclasses.astuple(t)))
                 weight = tile_weights(t)
                 out[:, t.top:t.bottom, t.left:t.right] += res * weight
                 total[t.top:t.bottom, t.left:t.right] += weight

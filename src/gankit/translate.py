@@ -71,12 +71,16 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, str]]:
 
 
 def _load_item(
-    model: TranslationModel, path: Path, name: str, aligned: bool, reverse: bool
+    model: TranslationModel, path: Path, name: str, aligned: bool, reverse: bool,
+    mask: str | None = None,
 ) -> Item:
     in_channels, out_channels = model.io_channels(reverse)
     if not aligned:
         image = read_image(path, in_channels)
-        return Item(path, name, image, model.implied_target(image))
+        target = model.implied_target(image)
+        if mask is not None:
+            image = model.mask_input(image, read_hole(mask, image))
+        return Item(path, name, image, target)
     # An A|B pair, split at the middle, each half converted as training converts it. The input
     # half follows the training direction, and the other one with --reverse.
     pixels = load_array(path)
@@ -87,8 +91,22 @@ def _load_item(
     data_cfg = model.data_config
     if (data_cfg is not None and data_cfg.direction == "BtoA") != reverse:
         source, target = target, source
-    return Item(path, name, array_to_tensor(convert_channels(source, in_channels)),
-                array_to_tensor(convert_channels(target, out_channels)))
+    image = array_to_tensor(convert_channels(source, in_channels))
+    if mask is not None:
+        image = model.mask_input(image, read_hole(mask, image))
+    return Item(path, name, image, array_to_tensor(convert_channels(target, out_channels)))
+
+
+def read_hole(mask: str, image: torch.Tensor) -> torch.Tensor | None:
+    """``--mask``: ``centre`` (None: the model's default hole) or a mask image whose light
+    pixels are the hole, resized (nearest) to ``image``'s size -> (H, W) bool."""
+    if mask.lower() in ("centre", "center"):
+        return None
+    hole = read_image(mask, 1)[None] > 0
+    if hole.shape[-2:] != image.shape[-2:]:
+        hole = torch.nn.functional.interpolate(hole.float(), size=tuple(image.shape[-2:]),
+                                               mode="nearest") > 0.5
+    return hole[0, 0]
 
 
 def translate_paths(
@@ -104,10 +122,13 @@ def translate_paths(
     load_size: int | None = None,
     tile: int | None = None,
     overlap: int = 32,
+    mask: str | None = None,
 ) -> Path:
     """Translate every input image into ``out_dir``; returns the path of ``index.html``.
 
-    ``load_size``, ``tile`` and ``overlap``: see :func:`translate_images`."""
+    ``load_size``, ``tile`` and ``overlap``: see :func:`translate_images`. ``mask`` (in-painting
+    models): the hole to fill in every input, ``centre`` or a mask image (see
+    :func:`read_hole`); without it the inputs' transparent pixels are the hole."""
     if aligned and get_data_kind(model.data_kind).target_is_input:
         raise ConfigError(f"{model.name} translates whole colour images (its target is the "
                           "image itself): leave out --aligned")
@@ -116,7 +137,7 @@ def translate_paths(
     rows = []
     by_size: dict[tuple[int, ...], list[Item]] = defaultdict(list)
     for path, name in pairs:
-        item = _load_item(model, path, name, aligned, reverse)
+        item = _load_item(model, path, name, aligned, reverse, mask)
         by_size[tuple(item.input.shape)].append(item)
     for _shape, items in by_size.items():
         for start in range(0, len(items), batch_size):
@@ -150,7 +171,8 @@ def translate_images(
     overlap: int = 32,
     batch_size: int = 8,
 ) -> torch.Tensor:
-    """(N, C, H, W) images -> their translations on the CPU, at the input size.
+    """(N, C, H, W) images -> their translations on the CPU, at the input size (times
+    ``model.output_scale``: a 4x super-resolution model's outputs are 4H x 4W).
 
     ``load_size``: the images are first resized so that their short side is ``load_size``
     (the aspect ratio is kept; set it to the training scale, for example 256 for a model
@@ -180,8 +202,9 @@ def translate_images(
         outputs = torch.stack([
             translate_tiled(run, image, tile, overlap, batch_size=batch_size,
                             multiple=model.size_multiple) for image in images])
-    if load_size is not None:
-        outputs = torch.stack([resize(out, height, width) for out in outputs])
+    if load_size is not None:  # back to the input's size (times a super-resolution's scale)
+        scale = model.output_scale
+        outputs = torch.stack([resize(out, height * scale, width * scale) for out in outputs])
     return outputs
 
 

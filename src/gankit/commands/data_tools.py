@@ -1,4 +1,4 @@
-"""``gankit data combine|resize|edges``: the dataset preparation tools (gankit.data.tools)."""
+"""``gankit data combine|resize|edges|blend``: the dataset preparation tools (gankit.data.tools)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _positive_int(text: str) -> int:
 
 
 def add_parsers(data_sub: argparse._SubParsersAction) -> None:
-    """Add ``combine``, ``resize`` and ``edges`` to the ``gankit data`` sub-commands."""
+    """Add ``combine``, ``resize``, ``edges`` and ``blend`` to the ``gankit data`` sub-commands."""
     from gankit.data.tools.resize import MODES, PAD_COLORS
 
     p = data_sub.add_parser(
@@ -96,6 +96,34 @@ def add_parsers(data_sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(func=run_edges)
 
+    p = data_sub.add_parser(
+        "blend", help="digits blended onto crops of photos, as MNIST-M was made (a target "
+        "domain for pixelda)",
+        description="Blend every digit of DIGITS (MNIST idx files, class folders or an image "
+        "folder; white on black) onto a random crop of a random photo under the --backgrounds "
+        "folders: |crop - digit| per channel, the MNIST-M recipe. Writes OUT[/train|test]/"
+        "CLASS/NAME.png (labels kept as class folders, for evaluation only) and OUT/blend.json; "
+        "the same --seed gives the same images.")
+    p.add_argument("digits", metavar="DIGITS")
+    p.add_argument("--backgrounds", nargs="+", required=True, metavar="PHOTOS_DIR",
+                   help="folder(s) of background photos (any images, searched recursively)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--phase", default="train",
+                   help="phase of DIGITS to read (MNIST: train or test, the t10k files)")
+    p.add_argument("--size", type=_positive_int, default=None,
+                   help="resize the digits to N x N first (default: their own size)")
+    p.add_argument("--start", type=int, default=0, help="first digit to blend (default 0)")
+    p.add_argument("--count", type=_positive_int, default=None,
+                   help="blend this many digits (default: all from --start)")
+    p.add_argument("--test-fraction", type=float, default=0.0,
+                   help="share of the digits written to OUT/test, on a share of the photos "
+                   "of their own (default 0: everything in OUT)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the photos, crops and split")
+    p.add_argument("--invert", action="store_true",
+                   help="the digits are dark on a light ground")
+    _common(p)
+    p.set_defaults(func=run_blend)
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-existing", action="store_true",
@@ -138,3 +166,12 @@ def run_edges(args: argparse.Namespace) -> int:
         args.photos, args.out, options, size=args.size, resize_mode=args.resize_mode,
         test_fraction=args.test_fraction, seed=args.seed, skip_existing=args.skip_existing,
         device=args.device, show_progress=args.progress))
+
+
+def run_blend(args: argparse.Namespace) -> int:
+    from gankit.data.tools.blend import blend_digits
+
+    return _finish(blend_digits(
+        args.digits, args.backgrounds, args.out, size=args.size, phase=args.phase,
+        start=args.start, count=args.count, test_fraction=args.test_fraction, seed=args.seed,
+        invert=args.invert, skip_existing=args.skip_existing, show_progress=args.progress))

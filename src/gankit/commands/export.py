@@ -12,12 +12,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Export a checkpoint, run folder or release.\n"
         "onnx / torchscript: the generator with dynamic batch, height and width (multiples of\n"
         "  the network's size multiple), the preprocessing contract in the file's metadata.\n"
+        "  A generative model's generator: z (N, latent_dim) [+ labels (N,) int64] -> images\n"
+        "  (N, C, H, W) in [-1, 1], dynamic batch; latent size, prior and classes in metadata.\n"
         "release: a folder with model.safetensors + config.json (or one .safetensors file)\n"
         "  that gankit.load and gankit serve read like a checkpoint; no optimizer state, no\n"
         "  pickle.",
         epilog="examples:\n  gankit export runs/demo --format onnx --out demo.onnx\n"
         "  gankit export runs/horse2zebra --format onnx --reverse --out zebra2horse.onnx\n"
-        "  gankit export runs/demo --format release --out demo-release",
+        "  gankit export runs/demo --format release --out demo-release\n"
+        "  gankit export runs/cgan-mnist --format onnx --out cgan.onnx",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("checkpoint", help="checkpoint file, run folder or release")

@@ -18,7 +18,7 @@ Built-in kinds:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,9 @@ class DataNeeds:
     in_channels: int = 3
     out_channels: int = 3
     size_multiple: int = 1
+    # Model options that the model's own data kind reads (an in-painting hole size, the
+    # downscaling factor of super-resolution pairs); the built-in kinds ignore them.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

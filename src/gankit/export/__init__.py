@@ -40,9 +40,12 @@ def export(
 
     ``inference_mode`` (auto, train, eval; default: the model's own) chooses dropout and
     normalisation statistics as ``gankit translate --inference-mode`` does; a release keeps it
-    as the model's setting. ``reverse`` exports CycleGAN's B to A generator.
+    as the model's setting. ``reverse`` exports CycleGAN's B to A generator. A generative
+    model's ONNX or TorchScript file maps noise (and labels) to images
+    (:mod:`gankit.export.generator`).
     """
     from gankit import api
+    from gankit.models.generation import GenerationModel
     from gankit.models.translation import TranslationModel
 
     if fmt not in FORMATS:
@@ -51,9 +54,14 @@ def export(
     if fmt == "release":
         origin = {} if isinstance(source, GANModel) else {"file": Path(source).name}
         return save_release(model, out, source=origin, inference_mode=inference_mode)
+    if isinstance(model, GenerationModel):  # noise (and labels) -> images
+        from gankit.export.generator import export_generator
+
+        return export_generator(model, fmt, out, reverse=reverse, inference_mode=inference_mode,
+                                exporter=exporter, opset=opset)
     if not isinstance(model, TranslationModel):
-        raise ConfigError(f"{model.name} does not translate images; only translation models "
-                          "export to ONNX or TorchScript for now (use --format release)")
+        raise ConfigError(f"{model.name} neither translates nor generates images; it exports "
+                          "as a release only (--format release)")
     train_mode = resolve_train_mode(model, inference_mode)
     contract = contract_for(model, reverse=reverse, train_mode=train_mode)
     if fmt == "onnx":

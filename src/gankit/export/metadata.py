@@ -3,6 +3,8 @@
 An exported file (ONNX metadata_props, TorchScript ``_extra_files``), a release's config.json
 and the server's ``GET /info`` all carry the same fields, so a deployer needs no other
 documentation to feed the network: pixel range, channels, layout and the sizes it accepts.
+Generative models have a :class:`GeneratorContract` instead (``task`` generation): latent size
+and prior, classes and their names, image shape.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class ModelContract:
     size_multiple: int
     min_size: int
     image_size: int  # the side the model was trained at: a good canvas size
+    # The output is this many times the input's height and width (super-resolution: 4).
+    output_scale: int = 1
     value_range: tuple[float, float] = (-1.0, 1.0)
     layout: str = "NCHW"
     dtype: str = "float32"
@@ -68,7 +72,9 @@ class ModelContract:
             f"{self.out_order} out, {self.dtype} {self.layout} in [{lo:g}, {hi:g}] "
             f"(pixel / 127.5 - 1); height and width multiples of {self.size_multiple}, at "
             f"least {self.min_size} (pad bottom/right by reflection, crop the output back); "
-            f"{self.inference_mode} mode"
+            + (f"the output is {self.output_scale}x the input's height and width; "
+               if self.output_scale != 1 else "")
+            + f"{self.inference_mode} mode"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,5 +186,150 @@ def contract_for(
         size_multiple=multiple,
         min_size=min_size,
         image_size=image,
+        output_scale=int(getattr(model, "output_scale", 1)),
         gankit_version=__version__,
     )
+
+
+# --- generative models: noise (and a class label) -> images -----------------------------------
+# Generator exports are format 2: a reader of format 1 (translation contracts only) refuses them
+# as "exported by a newer gankit" instead of misreading them.
+GENERATOR_FORMAT_VERSION = 2
+Z_NAME = "z"
+LABELS_NAME = "labels"
+IMAGES_NAME = "images"
+NORMAL_PRIOR: dict[str, Any] = {"distribution": "normal", "mean": 0.0, "std": 1.0}
+
+
+@dataclass(frozen=True)
+class GeneratorContract:
+    """What a generative model's generator takes and gives, as exported or served.
+
+    ``z`` is float32 (N, ``latent_dim``), a sample of ``prior`` (standard normal for every
+    model but AAE with its mixture prior). Conditional models also take ``labels``, int64 (N,)
+    in 0..``num_classes`` - 1; ``class_names[i]`` names class i. The output is float32 NCHW
+    (N, ``channels``, ``image_size``, ``image_size``) in ``value_range``; 8-bit pixels are
+    ``round((v + 1) * 127.5)``. Eval mode: the same z and labels always give the same images.
+    """
+
+    model: str
+    latent_dim: int
+    channels: int
+    image_size: int
+    conditional: bool = False
+    num_classes: int = 0  # 0 when the generator takes no label
+    class_names: tuple[str, ...] = ()
+    prior: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(NORMAL_PRIOR))
+    task: str = "generation"
+    inference_mode: str = "eval"
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    layout: str = "NCHW"
+    dtype: str = "float32"
+    label_dtype: str = "int64"
+    input_name: str = Z_NAME
+    label_name: str = ""  # LABELS_NAME when conditional
+    output_name: str = IMAGES_NAME
+    gankit_version: str = ""
+    format: str = FORMAT
+    format_version: int = GENERATOR_FORMAT_VERSION
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.channels, self.image_size, self.image_size
+
+    @property
+    def out_order(self) -> str:
+        return CHANNEL_ORDER.get(self.channels, f"{self.channels} channels")
+
+    def describe(self) -> str:
+        lo, hi = self.value_range
+        prior = ("N(0, 1)" if self.prior.get("distribution") == "normal"
+                 else f"the {self.prior.get('distribution')} prior")
+        labels = ""
+        if self.conditional:
+            names = ", ".join(self.class_names[:12]) + (", ..." if self.num_classes > 12 else "")
+            labels = (f" and {self.label_name} {self.label_dtype} (N,) in 0..{self.num_classes - 1}"
+                      f" ({names})")
+        c, h, w = self.image_shape
+        return (f"{self.model}: {self.input_name} {self.dtype} (N, {self.latent_dim}) from "
+                f"{prior}{labels} -> {self.output_name} {self.dtype} {self.layout} "
+                f"(N, {c}, {h}, {w}) {self.out_order} in [{lo:g}, {hi:g}] "
+                "(pixel = (v + 1) * 127.5)")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["class_names"] = list(self.class_names)
+        out["value_range"] = list(self.value_range)
+        out["image_shape"] = list(self.image_shape)
+        out["channel_order"] = {"output": self.out_order}
+        out["description"] = self.describe()
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "metadata") -> GeneratorContract:
+        if values.get("format") != FORMAT or values.get("task") != "generation":
+            raise CheckpointError(f"{source} has no gankit generator metadata; export the model "
+                                  "with gankit export, or serve the checkpoint itself")
+        if int(values.get("format_version", 0)) > GENERATOR_FORMAT_VERSION:
+            raise CheckpointError(
+                f"{source} was exported by a newer gankit (metadata format "
+                f"{values['format_version']}, this version reads up to "
+                f"{GENERATOR_FORMAT_VERSION}); upgrade gankit")
+        names = {f.name for f in dataclasses.fields(cls)}
+        known = {k: v for k, v in values.items() if k in names}
+        known["value_range"] = tuple(float(v) for v in known.get("value_range", (-1, 1)))
+        known["class_names"] = tuple(str(v) for v in known.get("class_names", ()))
+        try:
+            contract = cls(**known)
+        except TypeError as exc:
+            raise CheckpointError(f"{source}: incomplete gankit metadata ({exc}); export the "
+                                  "model again with gankit export") from None
+        if contract.conditional and len(contract.class_names) != contract.num_classes:
+            raise CheckpointError(f"{source}: {contract.num_classes} classes but "
+                                  f"{len(contract.class_names)} class names; export it again")
+        return contract
+
+    def to_strings(self) -> dict[str, str]:
+        return {k: json.dumps(v) for k, v in self.to_dict().items()}
+
+
+def generator_contract_for(model: Any) -> GeneratorContract:
+    """The contract of a :class:`~gankit.models.generation.GenerationModel`'s sampling."""
+    from gankit import __version__
+
+    c = model.config
+    conditional = bool(model.conditional)
+    return GeneratorContract(
+        model=model.name,
+        latent_dim=c.latent_dim,
+        channels=c.channels,
+        image_size=c.image_size,
+        conditional=conditional,
+        num_classes=c.num_classes if conditional else 0,
+        class_names=tuple(model.class_names) if conditional else (),
+        prior=dict(model.latent_prior()),
+        label_name=LABELS_NAME if conditional else "",
+        gankit_version=__version__,
+    )
+
+
+def contract_from_dict(
+    values: dict[str, Any], source: str = "metadata"
+) -> ModelContract | GeneratorContract:
+    """The contract in export metadata: a generator's (``task`` generation) or a translator's."""
+    if values.get("task") == "generation":
+        return GeneratorContract.from_dict(values, source)
+    return ModelContract.from_dict(values, source)
+
+
+def contract_from_strings(
+    props: dict[str, str], source: str = "metadata"
+) -> ModelContract | GeneratorContract:
+    """:func:`contract_from_dict` of ONNX metadata_props (JSON-encoded values)."""
+    values: dict[str, Any] = {}
+    for k, v in props.items():
+        try:
+            values[k] = json.loads(v)
+        except (TypeError, ValueError):
+            values[k] = v
+    return contract_from_dict(values, source)

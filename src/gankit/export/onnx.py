@@ -21,7 +21,13 @@ import torch
 from gankit.atomic import write_bytes_atomic
 from gankit.errors import ConfigError
 from gankit.export.graph import InferenceGraph, example_input
-from gankit.export.metadata import INPUT_NAME, OUTPUT_NAME, ModelContract
+from gankit.export.metadata import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    GeneratorContract,
+    ModelContract,
+    contract_from_strings,
+)
 from gankit.models.translation import TranslationModel
 
 if TYPE_CHECKING:
@@ -47,7 +53,7 @@ def onnx_bytes(
                            train_mode=contract.inference_mode == "train", mask_dropout=True)
     example = example_input(contract.in_channels, contract.min_size)
     if exporter == "torchscript":
-        proto = _export_torchscript(graph, example, opset)
+        proto = _export_torchscript(graph, example, opset, contract.output_scale)
     elif exporter == "dynamo":
         proto = _export_dynamo(graph, example, contract, opset)
     else:
@@ -62,11 +68,13 @@ def onnx_bytes(
 
 
 def _export_torchscript(
-    graph: InferenceGraph, example: torch.Tensor, opset: int
+    graph: InferenceGraph, example: torch.Tensor, opset: int, scale: int = 1
 ) -> ModelProto:
     import onnx
 
     axes = {0: "batch", 2: "height", 3: "width"}
+    # A super-resolution output is larger than the input: other names for its sides.
+    out_axes = axes if scale == 1 else {0: "batch", 2: "out_height", 3: "out_width"}
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         # The exporter's notice that it is the legacy one, and tracer notes about constants
@@ -79,7 +87,7 @@ def _export_torchscript(
         torch.onnx.export(
             graph.set_modes(), (example,), buffer, dynamo=False, opset_version=opset,
             input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+            dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: out_axes},
         )
     return onnx.load_from_string(buffer.getvalue())
 
@@ -124,10 +132,11 @@ def export_onnx(
     return out
 
 
-def read_onnx_contract(path: str | Path) -> ModelContract:
-    """The gankit contract stored in an ONNX file's metadata_props."""
+def read_onnx_contract(path: str | Path) -> ModelContract | GeneratorContract:
+    """The gankit contract stored in an ONNX file's metadata_props (a generator's for a
+    generative model)."""
     import onnx
 
     proto = onnx.load(str(path), load_external_data=False)
     props = {p.key: p.value for p in proto.metadata_props}
-    return ModelContract.from_strings(props, source=str(path))
+    return contract_from_strings(props, source=str(path))

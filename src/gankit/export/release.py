@@ -6,8 +6,8 @@ A release is a folder with two files::
                         JSON header, no pickle, so loading runs no code from the file)
     config.json         the model record of gankit.saved_model (model name, model_config,
                         data_config, trained_batch_size, the plain-JSON extra state such as
-                        class names), the preprocessing contract of each direction and the
-                        gankit version
+                        class names), the preprocessing contract of each direction (the
+                        sampling contract for a generative model) and the gankit version
 
 A checkpoint of a run trained with ``--ema`` is exported with the moving average of its
 generator(s) as their weights (what ``gankit.load`` uses for inference; config.json says so
@@ -76,6 +76,10 @@ def release_config(
     contracts = _contracts(model, inference_mode)
     if contracts:
         config["preprocessing"] = contracts
+    if getattr(model, "task", None) == "generation":  # what z, labels and images are
+        from gankit.export.metadata import generator_contract_for
+
+        config["sampling"] = generator_contract_for(model).to_dict()
     return config
 
 

@@ -20,7 +20,7 @@ import torch
 from gankit.atomic import write_bytes_atomic
 from gankit.errors import CheckpointError
 from gankit.export.graph import InferenceGraph, example_input
-from gankit.export.metadata import ModelContract
+from gankit.export.metadata import GeneratorContract, ModelContract, contract_from_dict
 from gankit.models.translation import TranslationModel
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,8 @@ def export_torchscript(model: TranslationModel, out: str | Path, contract: Model
 
 def load_torchscript(
     path: str | Path, map_location: str | torch.device = "cpu"
-) -> tuple[torch.jit.ScriptModule, ModelContract]:
-    """Load a gankit TorchScript export and its contract."""
+) -> tuple[torch.jit.ScriptModule, ModelContract | GeneratorContract]:
+    """Load a gankit TorchScript export and its contract (a generator's for a generative model)."""
     extra = {EXTRA_FILE: ""}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -75,7 +75,7 @@ def load_torchscript(
         raise CheckpointError(f"{path}: its gankit metadata is not JSON; export it "
                               "again") from None
     module.eval()
-    return module, ModelContract.from_dict(values, source=str(path))
+    return module, contract_from_dict(values, source=str(path))
 
 
 def is_torchscript(path: str | Path) -> bool:

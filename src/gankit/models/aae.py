@@ -108,6 +108,17 @@ class AAE(GenerationModel):
             z = mixture_from_normal(z, k, c.components, c.mixture_radius, c.mixture_std)
         return z.to(self.device)
 
+    def latent_prior(self) -> dict[str, Any]:
+        c = self.config
+        if c.prior != "mixture":
+            return super().latent_prior()
+        return {"distribution": "mixture", "components": c.components,
+                "radius": c.mixture_radius, "std": c.mixture_std,
+                "description": "e ~ N(0, I), then k uniform in 0..components-1 (drawn after e "
+                "from the same generator); z = e but for dimensions 0 and 1, which are "
+                "(radius + std * e0, std / 5 * e1) rotated by the angle 2 pi k / components "
+                "(gankit.models.aae.mixture_from_normal)"}
+
     # --- networks -----------------------------------------------------------------------------
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Codes (N, latent_dim) of images (N, C, H, W) in [-1, 1]."""

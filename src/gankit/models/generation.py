@@ -126,6 +126,11 @@ class GenerationModel(GANModel):
         return {"G": adam(self.G.parameters(), c.lr, betas),
                 "D": adam(self.D.parameters(), c.lr, betas)}
 
+    def latent_prior(self) -> dict[str, Any]:
+        """The distribution :meth:`noise` draws z from, as plain JSON (export metadata, for
+        whoever feeds an exported generator): standard normal."""
+        return {"distribution": "normal", "mean": 0.0, "std": 1.0}
+
     # --- provided -----------------------------------------------------------------------------
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Standard normal z (n, latent_dim) on the model's device; from the global RNG (part

@@ -15,6 +15,7 @@ from torch import nn
 from gankit.config import option
 from gankit.data.image_io import image_to_tensor, read_image, to_pil
 from gankit.data.kinds import DataNeeds
+from gankit.errors import ConfigError
 from gankit.losses import AdvMode
 from gankit.models import options as shared
 from gankit.models.base import GANModel, adam
@@ -68,6 +69,9 @@ class TranslationModel(GANModel):
     # The schedule and preprocessing of the pix2pix and CycleGAN papers.
     data_defaults = {"load_size": 286, "crop_size": 256, "preprocess": "resize_and_crop"}
     train_defaults = {"epochs": 100, "epochs_decay": 100, "batch_size": 1, "lr_policy": "linear"}
+    # How many times larger than its input the output is (super-resolution: 4). Inference
+    # crops the output of a padded input back to this many times the input's size.
+    output_scale: int = 1
 
     def build_generator(self, in_channels: int, out_channels: int) -> nn.Module:
         c = self.config
@@ -118,6 +122,12 @@ class TranslationModel(GANModel):
     def implied_target(self, image: torch.Tensor) -> torch.Tensor | None:
         """A target implied by the input itself (colorization: the colour original)."""
         return None
+
+    def mask_input(self, image: torch.Tensor, hole: torch.Tensor | None) -> torch.Tensor:
+        """In-painting models: ``image`` (read with :meth:`io_channels`) with ``hole`` (H, W
+        bool, True = missing; None = the model's default hole) marked as missing, for
+        ``gankit translate --mask``. Other models have no hole to fill."""
+        raise ConfigError(f"{self.name} does not in-paint: leave out --mask")
 
     def run_generator(
         self, x: torch.Tensor, *, reverse: bool = False, train_mode: bool | None = None

@@ -1,4 +1,5 @@
-"""``gankit serve``: a web service and a drawing page for a trained translation model.
+"""``gankit serve``: a web service and a drawing page for a trained translation model, or
+``POST /sample`` and a sample page for a generative one (:mod:`gankit.serve.sampling`).
 
 >>> from gankit.serve import build_app
 >>> app = build_app("runs/demo")        # an ASGI app: run it with uvicorn, or call serve()

@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from gankit.data.image_io import to_pil
+from gankit.export.metadata import GeneratorContract
 from gankit.serve.backends import Backend
 from gankit.serve.batching import MicroBatcher, QueueFull
 from gankit.serve.limits import (
@@ -50,7 +51,14 @@ def create_app(
     max_queue: int = 64,
     request_timeout: float = 120.0,
 ) -> FastAPI:
-    """The app serving ``backend``; ``max_batch=1`` turns micro-batching off."""
+    """The app serving ``backend``; ``max_batch=1`` turns micro-batching off. A generative
+    model's backend gets the sampling app (:mod:`gankit.serve.sampling_app`: ``POST /sample``)."""
+    if isinstance(backend.contract, GeneratorContract):
+        from gankit.serve.sampling_app import create_sampling_app
+
+        return create_sampling_app(backend, limits=limits,  # type: ignore[arg-type]
+                                   max_batch=max_batch, max_queue=max_queue,
+                                   request_timeout=request_timeout)
     limits = limits or Limits()
     batcher = MicroBatcher(backend.translate, max_batch=max_batch, max_queue=max_queue)
 

@@ -1,5 +1,6 @@
 """Inference backends for the server: a gankit model (torch), a TorchScript export, or an
-ONNX file (onnxruntime). Each runs one direction of one generator on batches of images.
+ONNX file (onnxruntime). Each runs one direction of one generator on batches of images;
+generative models (noise -> images) get the backends of :mod:`gankit.serve.sampling`.
 
 Every backend takes images of any size: they are padded at the bottom and right (reflection,
 replication where an axis is too short to reflect) up to the network's size multiple and
@@ -16,7 +17,13 @@ import torch
 import torch.nn.functional as F
 
 from gankit.errors import CheckpointError, ConfigError
-from gankit.export.metadata import ModelContract, contract_for, resolve_train_mode
+from gankit.export.metadata import (
+    GeneratorContract,
+    ModelContract,
+    contract_for,
+    contract_from_strings,
+    resolve_train_mode,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +61,13 @@ class Backend:
         raise NotImplementedError
 
     def translate(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) in [-1, 1], any H and W -> outputs of the same height and width."""
+        """(N, C, H, W) in [-1, 1], any H and W -> outputs of the same height and width
+        (times the contract's ``output_scale``: super-resolution)."""
         c = self.contract
         h, w = images.shape[-2:]
         out = self.run(pad_for(images.float(), c.size_multiple, c.min_size))
-        return out[..., :h, :w].clamp(-1.0, 1.0).cpu()
+        s = c.output_scale
+        return out[..., :h * s, :w * s].clamp(-1.0, 1.0).cpu()
 
     def info(self) -> dict[str, Any]:
         return {"backend": self.kind, "source": Path(self.source).name, **self.contract.to_dict()}
@@ -113,7 +122,7 @@ class OnnxBackend(Backend):
                                   "with gankit export --format onnx") from None
         if contract is None:
             props = self.session.get_modelmeta().custom_metadata_map
-            contract = ModelContract.from_strings(props, source=source)
+            contract = contract_from_strings(props, source=source)  # type: ignore[assignment]
         super().__init__(contract, source)
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
@@ -149,6 +158,12 @@ def load_backend(
             raise ConfigError(f"{path} is an ONNX file: serve it with --backend onnxruntime "
                               "(or auto)")
         runner = OnnxBackend(str(path), None, source)
+        if isinstance(runner.contract, GeneratorContract):  # noise -> images
+            from gankit.export.generator import check_sampling_options
+            from gankit.serve.sampling import OnnxGeneratorBackend
+
+            check_sampling_options(runner.contract.model, reverse, inference_mode)
+            return OnnxGeneratorBackend(runner)
         _check_fixed(runner.contract, path, reverse, inference_mode)
         return runner
     if path.is_file() and is_torchscript(path):
@@ -157,16 +172,28 @@ def load_backend(
                               "(or auto), or export the checkpoint to ONNX")
         dev = pick_device(device)
         module, contract = load_torchscript(path, map_location=dev)
+        if isinstance(contract, GeneratorContract):  # noise -> images
+            from gankit.export.generator import check_sampling_options
+            from gankit.serve.sampling import TorchScriptGeneratorBackend
+
+            check_sampling_options(contract.model, reverse, inference_mode)
+            return TorchScriptGeneratorBackend(module, contract, source, dev)
         contract = _check_fixed(contract, path, reverse, inference_mode)
         return TorchScriptBackend(module, contract, source, dev)
 
     from gankit import api
+    from gankit.models.generation import GenerationModel
     from gankit.models.translation import TranslationModel
 
     model = api.load(path, device="cpu" if backend == "onnxruntime" else device)
+    if isinstance(model, GenerationModel):  # POST /sample
+        from gankit.serve.sampling import backend_for_model
+
+        return backend_for_model(model, backend=backend, source=source, reverse=reverse,
+                                 inference_mode=inference_mode)
     if not isinstance(model, TranslationModel):
-        raise ConfigError(f"{path} holds a {model.name} model, which does not translate images; "
-                          "gankit serve needs an image-to-image model")
+        raise ConfigError(f"{path} holds a {model.name} model, which neither translates nor "
+                          "generates images; gankit serve has nothing to serve for it")
     train_mode = resolve_train_mode(model, inference_mode)
     contract = contract_for(model, reverse=reverse, train_mode=train_mode)
     if backend == "onnxruntime":

@@ -38,10 +38,11 @@ class RequestError(Exception):
 class Limits:
     max_upload_bytes: int = 10 * 2**20
     max_pixels: int = 2048 * 2048
+    max_samples: int = 64  # POST /sample: images per request (their pixels count as well)
 
     def as_dict(self) -> dict[str, object]:
         return {"max_upload_bytes": self.max_upload_bytes, "max_pixels": self.max_pixels,
-                "content_types": list(ACCEPTED_TYPES)}
+                "max_samples": self.max_samples, "content_types": list(ACCEPTED_TYPES)}
 
     def too_large(self, size: int) -> RequestError:
         return RequestError(
