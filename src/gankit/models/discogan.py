@@ -33,7 +33,7 @@ from gankit.config import option
 from gankit.errors import ConfigError
 from gankit.losses import AdversarialLoss, AdvMode
 from gankit.models import options as shared
-from gankit.models.translation import TranslationConfig, TranslationModel
+from gankit.models.translation import TranslationConfig, TranslationModel, round_trip_visuals
 from gankit.nn.init import init_weights
 from gankit.nn.layout import norm_bias
 from gankit.nn.norms import check_norm, norm_layer
@@ -238,8 +238,4 @@ class DiscoGAN(TranslationModel):
 
     @torch.no_grad()
     def visuals(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        real_a, real_b = batch["A"], batch["B"]
-        fake_b, fake_a = self.run_generator(real_a), self.run_generator(real_b, reverse=True)
-        return {"real_A": real_a, "fake_B": fake_b,
-                "rec_A": self.run_generator(fake_b, reverse=True),
-                "real_B": real_b, "fake_A": fake_a, "rec_B": self.run_generator(fake_a)}
+        return round_trip_visuals(self, batch)

@@ -161,3 +161,13 @@ class TranslationModel(GANModel):
         else:
             tensor = image_to_tensor(image, channels)
         return to_pil(self.translate_tensor(tensor, **kwargs))
+
+
+def round_trip_visuals(model: TranslationModel, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The sample-grid columns of a two-way unpaired model: each side, its translation and
+    the translation back (CycleGAN, DiscoGAN, DualGAN)."""
+    real_a, real_b = batch["A"], batch["B"]
+    fake_b, fake_a = model.run_generator(real_a), model.run_generator(real_b, reverse=True)
+    return {"real_A": real_a, "fake_B": fake_b,
+            "rec_A": model.run_generator(fake_b, reverse=True),
+            "real_B": real_b, "fake_A": fake_a, "rec_B": model.run_generator(fake_a)}
