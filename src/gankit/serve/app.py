@@ -9,25 +9,21 @@ encoding run off the event loop, so the server keeps answering /health while it 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import io
-import logging
 import time
-from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from gankit.data.image_io import to_pil
 from gankit.export.metadata import GeneratorContract
 from gankit.serve.backends import Backend
-from gankit.serve.batching import MicroBatcher, QueueFull
+from gankit.serve.batching import MicroBatcher
 from gankit.serve.limits import (
     Limits,
     RequestError,
@@ -35,8 +31,7 @@ from gankit.serve.limits import (
     decode_image,
     media_type,
 )
-
-log = logging.getLogger(__name__)
+from gankit.serve.service import service_app, submit
 
 FIELD_NAMES = ("image", "file")
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file
@@ -62,37 +57,7 @@ def create_app(
     limits = limits or Limits()
     batcher = MicroBatcher(backend.translate, max_batch=max_batch, max_queue=max_queue)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await batcher.start()
-        log.info("serving %s", backend.contract.describe())
-        try:
-            yield
-        finally:
-            await batcher.stop()
-
-    # No /docs: FastAPI's API browser loads its scripts from a CDN, and this server must work
-    # offline. The schema stays at /openapi.json.
-    app = FastAPI(title="gankit", summary=backend.contract.describe(), lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
-    app.state.backend = backend
-    app.state.batcher = batcher
-    app.state.limits = limits
-
-    @app.exception_handler(RequestError)
-    async def _refuse(_request: Request, exc: RequestError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status)
-
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": backend.contract.model, "pending": batcher.pending}
-
-    @app.get("/info")
-    async def info() -> dict[str, Any]:
-        return {**backend.info(), "limits": limits.as_dict(),
-                "batching": {"max_batch": max_batch, "max_queue": max_queue,
-                             "batches_run": batcher.batches_run,
-                             "images_run": batcher.images_run}}
+    app = service_app(backend, batcher, limits, max_batch=max_batch, max_queue=max_queue)
 
     @app.post("/translate", response_class=Response,
               responses={200: {"content": {"image/png": {}}}})
@@ -101,13 +66,8 @@ def create_app(
         data, declared = await read_upload(request, limits)
         image = await run_in_threadpool(decode_image, data, declared, limits,
                                         backend.contract.in_channels)
-        try:
-            result = await asyncio.wait_for(batcher.submit(image), timeout=request_timeout)
-        except QueueFull as exc:
-            raise RequestError(503, f"the server is busy ({exc}); retry in a moment") from None
-        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
-            raise RequestError(503, f"no result within {request_timeout:g} s; the server is "
-                               "overloaded or the image is very large") from None
+        result = await submit(batcher, image, request_timeout,
+                              "the server is overloaded or the image is very large")
         png = await run_in_threadpool(encode_png, result.output)
         total_ms = (time.perf_counter() - started) * 1000
         return Response(png, media_type="image/png", headers={

@@ -4,21 +4,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import time
-from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import torch
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from gankit.serve.batching import MicroBatcher, QueueFull
+from gankit.serve.batching import MicroBatcher
 from gankit.serve.limits import Limits, RequestError
 from gankit.serve.sampling import (
     FORMATS,
@@ -28,8 +23,7 @@ from gankit.serve.sampling import (
     parse_request,
     read_parameters,
 )
-
-log = logging.getLogger(__name__)
+from gankit.serve.service import service_app, submit
 
 PAGE = Path(str(resources.files("gankit.serve") / "static" / "sample.html"))
 
@@ -48,37 +42,10 @@ def create_sampling_app(
     contract = backend.contract
     batcher = MicroBatcher(backend.run_packed, max_batch=max_batch, max_queue=max_queue)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await batcher.start()
-        log.info("serving %s", contract.describe())
-        try:
-            yield
-        finally:
-            await batcher.stop()
-
-    app = FastAPI(title="gankit", summary=contract.describe(), lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
-    app.state.backend = backend
-    app.state.batcher = batcher
-    app.state.limits = limits
-
-    @app.exception_handler(RequestError)
-    async def _refuse(_request: Request, exc: RequestError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status)
-
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": contract.model, "pending": batcher.pending}
-
-    @app.get("/info")
-    async def info() -> dict[str, Any]:
-        return {**backend.info(), "limits": limits.as_dict(),
-                "batching": {"max_batch": max_batch, "max_queue": max_queue,
-                             "batches_run": batcher.batches_run,
-                             "images_run": batcher.images_run},
-                "endpoints": {"POST /sample": f"parameters {', '.join(PARAMETERS)}; format "
-                              f"{' | '.join(FORMATS)} (default grid)"}}
+    app = service_app(backend, batcher, limits, max_batch=max_batch, max_queue=max_queue,
+                      info_extra={"endpoints": {
+                          "POST /sample": f"parameters {', '.join(PARAMETERS)}; format "
+                                          f"{' | '.join(FORMATS)} (default grid)"}})
 
     @app.post("/sample", response_class=Response,
               responses={200: {"content": {"image/png": {}, "application/zip": {},
@@ -89,13 +56,8 @@ def create_sampling_app(
         z = backend.noise(asked["n"], asked["seed"])
         packed = z if asked["labels"] is None else torch.cat(
             [z, asked["labels"].to(z.dtype)[:, None]], dim=1)
-        try:
-            result = await asyncio.wait_for(batcher.submit(packed), timeout=request_timeout)
-        except QueueFull as exc:
-            raise RequestError(503, f"the server is busy ({exc}); retry in a moment") from None
-        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
-            raise RequestError(503, f"no result within {request_timeout:g} s; the server is "
-                               "overloaded, or ask for fewer images") from None
+        result = await submit(batcher, packed, request_timeout,
+                              "the server is overloaded, or ask for fewer images")
         body, kind, headers = await run_in_threadpool(encode, result.output, asked, contract)
         labels = asked["labels"]
         return Response(body, media_type=kind, headers={
