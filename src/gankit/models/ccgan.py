@@ -55,7 +55,7 @@ from gankit.errors import ConfigError, DataError
 from gankit.losses import AdversarialLoss
 from gankit.models import options as shared
 from gankit.models.base import GANModel, adam
-from gankit.models.sgan import choose_labelled
+from gankit.models.labelled_subset import LabelledSubset, choose_labelled
 from gankit.models.translation import InferenceMode, TranslationModel
 from gankit.nn.factory import build_generator
 from gankit.nn.init import init_weights
@@ -237,7 +237,7 @@ class CCGANConfig:
 
 
 @register_model
-class CCGAN(TranslationModel):
+class CCGAN(LabelledSubset, TranslationModel):
     name = "ccgan"
     Config = CCGANConfig
     data_kind = "inpainting"
@@ -264,11 +264,7 @@ class CCGAN(TranslationModel):
                                                    c.n_layers_d, c.norm_d, c.d_pool,
                                                    c.dropout_d), "normal", 0.02)
         self.adversarial = AdversarialLoss("vanilla")
-        # The labelled subset, chosen from the data by bind_data and kept in checkpoints.
-        self.labelled_indices = torch.zeros(0, dtype=torch.long)
-        self.labelled_images = torch.zeros(0)
-        self.labelled_labels = torch.zeros(0, dtype=torch.long)
-        self._on_device: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.init_labelled()  # chosen from the data by bind_data
         self._warned_no_hole = False
 
     # --- contract -------------------------------------------------------------------------------
@@ -355,39 +351,14 @@ class CCGAN(TranslationModel):
         self.set_labelled(indices, images, labels[indices])
         log.info("ccgan: %d labelled images; %d used without labels", len(indices), len(labels))
 
-    def set_labelled(self, indices: Any, images: torch.Tensor, labels: Any) -> None:
-        """Use ``images`` with ``labels`` (dataset ``indices``) as the labelled subset."""
-        labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1)
-        if len(images) != len(labels):
-            raise ConfigError(f"{len(images)} labelled images but {len(labels)} labels")
-        if len(labels) and (labels.min() < 0 or labels.max() >= self.config.num_classes):
-            raise DataError("labelled images have classes outside "
-                            f"0..{self.config.num_classes - 1}")
-        self.labelled_indices = torch.as_tensor(np.asarray(indices), dtype=torch.long).reshape(-1)
-        self.labelled_images = images.detach().float().cpu()
-        self.labelled_labels = labels
-        self._on_device = None
-
     def extra_state(self) -> dict[str, Any]:
-        return {"labelled_indices": self.labelled_indices,
-                "labelled_images": self.labelled_images, "labelled_labels": self.labelled_labels}
+        return self.labelled_state()
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        if "labelled_indices" in state:
-            self.set_labelled(state["labelled_indices"], state["labelled_images"],
-                              state["labelled_labels"])
+        self.load_labelled_state(state)
 
     def _labelled_batch(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """A random mini-batch of the labelled subset (global RNG: part of the checkpoint)."""
-        n = len(self.labelled_labels)
-        if n == 0 or self.D.classes is None:
-            return None
-        if self._on_device is None or self._on_device[0].device != self.device:
-            self._on_device = (self.labelled_images.to(self.device),
-                               self.labelled_labels.to(self.device))
-        images, labels = self._on_device
-        pick = torch.randperm(n)[:min(n, self.config.labelled_batch)].to(self.device)
-        return images[pick], labels[pick]
+        return self.draw_labelled() if self.D.classes is not None else None
 
     # --- the classifier -------------------------------------------------------------------------
     def class_logits(self, images: torch.Tensor) -> torch.Tensor:

@@ -42,6 +42,7 @@ from gankit.config import option
 from gankit.errors import ConfigError, DataError
 from gankit.models import options as shared
 from gankit.models.generation import GenerationConfig, GenerationModel
+from gankit.models.labelled_subset import LabelledSubset, choose_labelled
 from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nn.init import init_weights
 from gankit.registry import register_model
@@ -85,24 +86,8 @@ def real_logit(logits: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(logits, dim=1)
 
 
-def choose_labelled(labels: np.ndarray, count: int, num_classes: int, seed: int) -> np.ndarray:
-    """``count`` indices, as many per class as possible (the first ``count % K`` classes get one
-    more), drawn without replacement by ``seed``; sorted."""
-    rng = np.random.default_rng(seed)
-    per_class = [count // num_classes + (1 if k < count % num_classes else 0)
-                 for k in range(num_classes)]
-    chosen = []
-    for k, want in enumerate(per_class):
-        members = np.flatnonzero(labels == k)
-        if len(members) < want:
-            log.warning("class %d has %d images, fewer than the %d labelled ones wanted",
-                        k, len(members), want)
-        chosen.append(rng.choice(members, size=min(want, len(members)), replace=False))
-    return np.sort(np.concatenate(chosen)).astype(np.int64)
-
-
 @register_model
-class SGAN(GenerationModel):
+class SGAN(LabelledSubset, GenerationModel):
     name = "sgan"
     Config = SGANConfig
     label_use = "some"
@@ -115,11 +100,7 @@ class SGAN(GenerationModel):
                                     out_features=c.num_classes, dropout=c.dropout_d)
         init_weights(self.G, "normal", 0.02)
         init_weights(self.D, "normal", 0.02)
-        # The labelled subset, chosen from the data by bind_data and kept in checkpoints.
-        self.labelled_indices = torch.zeros(0, dtype=torch.long)
-        self.labelled_images = torch.zeros(0, *self.image_shape)
-        self.labelled_labels = torch.zeros(0, dtype=torch.long)
-        self._on_device: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.init_labelled(self.image_shape)  # chosen from the data by bind_data
 
     # --- data ---------------------------------------------------------------------------------
     def bind_data(self, dataset: Any) -> None:
@@ -143,43 +124,24 @@ class SGAN(GenerationModel):
                  len(indices), "/".join(str(int((labels[indices] == k).sum()))
                                         for k in range(c.num_classes)), len(labels))
 
-    def set_labelled(self, indices: Sequence[int] | torch.Tensor, images: torch.Tensor,
-                     labels: Sequence[int] | torch.Tensor) -> None:
-        """Use ``images`` with ``labels`` (dataset ``indices``) as the labelled subset."""
-        labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1)
+    def check_labelled(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         if images.shape[1:] != self.image_shape or len(images) != len(labels):
             raise ConfigError(f"labelled images {tuple(images.shape)} with {len(labels)} labels "
                               f"do not fit this model's images {self.image_shape}")
-        if len(labels) and (labels.min() < 0 or labels.max() >= self.config.num_classes):
-            raise DataError("labelled examples have classes outside "
-                            f"0..{self.config.num_classes - 1}")
-        self.labelled_indices = torch.as_tensor(np.asarray(indices), dtype=torch.long).reshape(-1)
-        self.labelled_images = images.detach().float().cpu()
-        self.labelled_labels = labels
-        self._on_device = None
 
     def extra_state(self) -> dict[str, Any]:
-        return {**super().extra_state(), "labelled_indices": self.labelled_indices,
-                "labelled_images": self.labelled_images, "labelled_labels": self.labelled_labels}
+        return {**super().extra_state(), **self.labelled_state()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         super().load_extra_state(state)
-        if "labelled_indices" in state:
-            self.set_labelled(state["labelled_indices"], state["labelled_images"],
-                              state["labelled_labels"])
+        self.load_labelled_state(state)
 
     def _labelled_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random mini-batch of the labelled subset (global RNG: part of the checkpoint)."""
-        n = len(self.labelled_labels)
-        if n == 0:
+        drawn = self.draw_labelled()
+        if drawn is None:
             raise ConfigError("sgan has no labelled examples: call model.bind_data(dataset) "
                               "before training (gankit.train does)")
-        if self._on_device is None or self._on_device[0].device != self.device:
-            self._on_device = (self.labelled_images.to(self.device),
-                               self.labelled_labels.to(self.device))
-        images, labels = self._on_device
-        pick = torch.randperm(n)[:min(n, self.config.labelled_batch)].to(self.device)
-        return images[pick], labels[pick]
+        return drawn
 
     # --- networks -----------------------------------------------------------------------------
     def class_logits(self, images: torch.Tensor) -> torch.Tensor:
