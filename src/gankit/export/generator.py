@@ -28,6 +28,7 @@ from torch import nn
 from gankit.atomic import write_bytes_atomic
 from gankit.errors import CheckpointError, ConfigError
 from gankit.export.metadata import GeneratorContract, generator_contract_for
+from gankit.export.onnx import finished_bytes
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +133,7 @@ def generator_onnx_bytes(
         proto = _export_dynamo(graph, args, inputs, outputs, opset)
     else:
         raise ConfigError(f"unknown ONNX exporter {exporter!r}; use torchscript or dynamo")
-    del proto.metadata_props[:]
-    for key, value in contract.to_strings().items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.doc_string = contract.describe()
-    onnx.checker.check_model(proto)
-    return proto.SerializeToString()
+    return finished_bytes(proto, contract)
 
 
 def _export_dynamo(graph: SamplingGraph, args: tuple[torch.Tensor, ...], inputs: list[str],

@@ -14,7 +14,7 @@ import io
 import logging
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -47,7 +47,6 @@ def onnx_bytes(
     opset: int = DEFAULT_OPSET,
 ) -> bytes:
     """The serialised ONNX model of ``model``'s generator as ``contract`` describes it."""
-    import onnx
 
     graph = InferenceGraph(model, reverse=contract.reverse,
                            train_mode=contract.inference_mode == "train", mask_dropout=True)
@@ -58,6 +57,13 @@ def onnx_bytes(
         proto = _export_dynamo(graph, example, contract, opset)
     else:
         raise ConfigError(f"unknown ONNX exporter {exporter!r}; use torchscript or dynamo")
+    return finished_bytes(proto, contract)
+
+
+def finished_bytes(proto: Any, contract: Any) -> bytes:
+    """The model file: ``proto`` with ``contract`` as its metadata and description, checked."""
+    import onnx
+
     del proto.metadata_props[:]
     for key, value in contract.to_strings().items():
         entry = proto.metadata_props.add()
