@@ -27,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -125,7 +124,7 @@ def srgan(tmp: Path) -> Result:
 def ccgan(tmp: Path) -> Result:
     from test_zoo_srgan_ccgan import CC_LEARN
 
-    from gankit.models.ccgan import hole_box, with_hole
+    from gankit.models.ccgan import random_holes, with_hole
 
     from mnist_judge import JUDGE_SPLIT, mnist_arrays
 
@@ -136,11 +135,7 @@ def ccgan(tmp: Path) -> Result:
                       size=(32, 32), mode="bicubic", antialias=True,
                       align_corners=False).clamp(-1, 1)
     y = labels[JUDGE_SPLIT:JUDGE_SPLIT + 500]
-    rng = np.random.default_rng(123)
-    holes = torch.zeros(len(x), 32, 32, dtype=torch.bool)
-    for i in range(len(x)):
-        top, left, hh, hw = hole_box(32, 32, 0.5, rng)
-        holes[i, top:top + hh, left:left + hw] = True
+    holes = random_holes(len(x), 32, 32, 0.5, seed=123)
     inputs = torch.stack([with_hole(xi, h) for xi, h in zip(x, holes, strict=True)])
     area = holes[:, None].float()
     with model.inference():

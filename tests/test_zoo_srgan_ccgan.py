@@ -33,7 +33,7 @@ from gankit.errors import ConfigError, DataError
 from gankit.export import contract_for, export
 from gankit.export.onnx import read_onnx_contract
 from gankit.metrics.paired import psnr_per_image
-from gankit.models.ccgan import ContextInpainter, hole_box, with_hole
+from gankit.models.ccgan import ContextInpainter, hole_box, random_holes, with_hole
 from gankit.models.srgan import VGG_RESCALE, VGGContent, vgg19_features
 from gankit.serve import build_app
 from gankit.train.checkpoint import load_checkpoint
@@ -637,11 +637,7 @@ def test_ccgan_inpaints_held_out_digits_and_classifies_them(shared_data, tmp_pat
                       size=(32, 32), mode="bicubic", antialias=True,
                       align_corners=False).clamp(-1, 1)
     y = labels[JUDGE_SPLIT:JUDGE_SPLIT + 500]
-    rng = np.random.default_rng(123)
-    holes = torch.zeros(len(x), 32, 32, dtype=torch.bool)
-    for i in range(len(x)):
-        top, left, hh, hw = hole_box(32, 32, 0.5, rng)
-        holes[i, top:top + hh, left:left + hw] = True
+    holes = random_holes(len(x), 32, 32, 0.5, seed=123)
     inputs = torch.stack([with_hole(xi, h) for xi, h in zip(x, holes, strict=True)])
     area = holes[:, None].float()
 

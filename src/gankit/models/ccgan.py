@@ -87,6 +87,17 @@ def with_hole(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
     return torch.cat([image, mask])
 
 
+def random_holes(n: int, height: int, width: int, fraction: float, seed: int) -> torch.Tensor:
+    """(n, H, W) bool: one hole per image (see :func:`hole_box`), drawn from ``seed`` (the
+    held-out holes of the learning test and the zoo page)."""
+    rng = np.random.default_rng(seed)
+    holes = torch.zeros(n, height, width, dtype=torch.bool)
+    for i in range(n):
+        top, left, hh, hw = hole_box(height, width, fraction, rng)
+        holes[i, top:top + hh, left:left + hw] = True
+    return holes
+
+
 class InpaintingDataset(Dataset):
     """An image set (:mod:`gankit.data.image_sets`: a folder, class folders or MNIST) with a
     hole in every image: ``{"A": image + mask channel, "B": image, "label", "index"}``."""
